@@ -1,0 +1,1 @@
+"""Transports, device drivers and device simulators. No Qt, no database."""

@@ -1,0 +1,1 @@
+"""Pure clinical logic: protocols, parameter validation, screening, movement programmes."""
