@@ -1,0 +1,115 @@
+"""Byte transport over anything ``serial.serial_for_url`` opens.
+
+A device path (``/dev/ttyUSB0``), a pty path, ``socket://HOST:PORT`` and ``loop://`` all work,
+because the framing above does not care what carries the bytes. Every byte in either direction
+goes to the optional communication log. pyserial errors become the device exception family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import serial
+
+from device_drivers.commlog import CommLog
+from device_drivers.errors import LinkLost
+
+EPAT_BAUDRATE = 115200
+
+
+class SerialLink:
+    """An open serial-style byte link (8N1, no flow control)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = EPAT_BAUDRATE,
+        read_timeout_s: float = 0.05,
+        commlog: CommLog | None = None,
+    ) -> None:
+        self.url = url
+        self.commlog = commlog
+        try:
+            self._port = serial.serial_for_url(
+                url,
+                baudrate=baudrate,
+                bytesize=serial.EIGHTBITS,
+                parity=serial.PARITY_NONE,
+                stopbits=serial.STOPBITS_ONE,
+                xonxoff=False,
+                rtscts=False,
+                timeout=read_timeout_s,
+                write_timeout=1.0,
+            )
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise LinkLost(
+                f"cannot open serial link {url!r}: {exc} "
+                "(check the port name or URL, the cable and that no other program holds the port)"
+            ) from exc
+        self._socket = _tcp_socket_of(self._port)
+        if self._socket is not None:
+            # Small frames must not wait for delayed ACKs (Nagle) on socket:// links.
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._port.is_open)
+
+    def write(self, data: bytes) -> None:
+        if self.commlog is not None:
+            self.commlog.record("tx", data)
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"link {self.url!r} lost while writing: {exc}") from exc
+
+    def read_some(self, max_bytes: int = 4096) -> bytes:
+        """Whatever has arrived, waiting up to the read timeout for the first byte.
+
+        Returns ``b""`` on timeout; raises LinkLost when the other end is gone.
+        """
+        try:
+            first = self._port.read(1)
+            if not first:
+                return b""
+            rest = self._read_pending(max_bytes - 1)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"link {self.url!r} lost while reading: {exc}") from exc
+        data = first + rest
+        if self.commlog is not None:
+            self.commlog.record("rx", data)
+        return data
+
+    def _read_pending(self, max_bytes: int) -> bytes:
+        if max_bytes <= 0:
+            return b""
+        if self._socket is not None:
+            # pyserial's socket in_waiting only says "readable"; take what the kernel holds at once.
+            try:
+                chunk = self._socket.recv(max_bytes, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return b""
+            if chunk == b"":
+                raise LinkLost(f"link {self.url!r} closed by the other end")
+            return chunk
+        waiting = self._port.in_waiting
+        return self._port.read(min(waiting, max_bytes)) if waiting else b""
+
+    def reset_input(self) -> None:
+        try:
+            self._port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"link {self.url!r} lost: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(serial.SerialException, OSError):
+            self._port.close()
+
+
+def _tcp_socket_of(port: serial.SerialBase) -> socket.socket | None:
+    """The TCP socket behind a ``socket://`` port (pyserial keeps it private), else None."""
+    sock = getattr(port, "_socket", None)
+    return sock if isinstance(sock, socket.socket) else None

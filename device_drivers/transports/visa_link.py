@@ -1,0 +1,115 @@
+"""Line transport over a pyvisa resource (``@py`` = pyvisa-py by default).
+
+The resource string and backend are configurable; no discovery is ever done here
+(``list_resources()`` broadcasts on some backends). Every line in either direction goes to the
+optional communication log. VISA errors become the device exception family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import pyvisa
+from pyvisa import constants as visa_constants
+from pyvisa.errors import VisaIOError
+
+from device_drivers.commlog import CommLog
+from device_drivers.errors import LinkLost, LinkTimeout
+
+DEFAULT_BACKEND = "@py"
+_TIMEOUT_CODES = {visa_constants.StatusCode.error_timeout}
+
+
+class VisaLink:
+    """An open VISA message-based session with ``\\n`` read and write termination."""
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        backend: str = DEFAULT_BACKEND,
+        timeout_ms: int = 500,
+        open_timeout_ms: int = 2000,
+        commlog: CommLog | None = None,
+    ) -> None:
+        self.resource_name = resource
+        self.commlog = commlog
+        try:
+            self._rm = pyvisa.ResourceManager(backend)
+        except (OSError, ValueError) as exc:
+            raise LinkLost(
+                f"VISA backend {backend!r} is not available: {exc} (use '@py' for pyvisa-py)"
+            ) from exc
+        try:
+            self._inst = self._rm.open_resource(
+                resource,
+                read_termination="\n",
+                write_termination="\n",
+                timeout=timeout_ms,
+                open_timeout=open_timeout_ms,
+            )
+        except Exception as exc:  # pyvisa-py raises bare Exception on connect failure
+            self._rm.close()
+            raise LinkLost(
+                f"cannot open VISA resource {resource!r}: {exc} "
+                "(check the resource string, e.g. TCPIP0::127.0.0.1::5025::SOCKET, and the unit)"
+            ) from exc
+        _set_tcp_nodelay(self._inst)
+
+    @property
+    def timeout_ms(self) -> int:
+        return int(self._inst.timeout)
+
+    @timeout_ms.setter
+    def timeout_ms(self, value: int) -> None:
+        self._inst.timeout = value
+
+    def write(self, line: str) -> None:
+        if self.commlog is not None:
+            self.commlog.record("tx", (line + "\n").encode("ascii", "replace"))
+        try:
+            self._inst.write(line)
+        except VisaIOError as exc:
+            raise self._translate(exc, "writing") from exc
+        except OSError as exc:
+            raise LinkLost(f"VISA resource {self.resource_name!r} lost: {exc}") from exc
+
+    def read(self) -> str:
+        try:
+            line = self._inst.read()
+        except VisaIOError as exc:
+            raise self._translate(exc, "reading") from exc
+        except OSError as exc:
+            raise LinkLost(f"VISA resource {self.resource_name!r} lost: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise LinkLost(f"VISA resource {self.resource_name!r} sent non-ASCII data") from exc
+        if self.commlog is not None:
+            self.commlog.record("rx", (line + "\n").encode("ascii", "replace"))
+        return line.rstrip("\r")
+
+    def query(self, line: str) -> str:
+        self.write(line)
+        return self.read()
+
+    def close(self) -> None:
+        # Closing a dead session must never raise from finally blocks.
+        with contextlib.suppress(Exception):
+            self._inst.close()
+        with contextlib.suppress(Exception):
+            self._rm.close()
+
+    def _translate(self, exc: VisaIOError, doing: str) -> LinkTimeout | LinkLost:
+        if exc.error_code in _TIMEOUT_CODES:
+            return LinkTimeout(
+                f"VISA resource {self.resource_name!r} did not answer in {self.timeout_ms} ms"
+            )
+        return LinkLost(f"VISA resource {self.resource_name!r} lost while {doing}: {exc}")
+
+
+def _set_tcp_nodelay(inst: pyvisa.resources.MessageBasedResource) -> None:
+    """Disable Nagle on raw-socket sessions (pyvisa-py rejects the VISA attribute for SOCKET)."""
+    session = getattr(inst.visalib, "sessions", {}).get(inst.session)
+    sock = getattr(session, "interface", None)
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
