@@ -44,3 +44,7 @@ class DeviceFault(DeviceError):
         super().__init__(message)
         self.faults = faults
         self.delivered = delivered
+
+
+class CommandRefused(DeviceError):
+    """The host refused to send a command in the unit's present state; nothing reached the wire."""
