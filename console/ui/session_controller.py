@@ -1,0 +1,323 @@
+"""The GUI's link to one ``SessionWorkflow``: threads, signals and readable failures.
+
+- Every workflow call runs on the session executor (never the GUI thread); its outcome comes
+  back as a new ``SessionSnapshot``, or as ``refused`` (every reason of a ``TransitionRefused``)
+  or ``failed`` (a device error with what to do).
+- The device worker's messages arrive here through a queued signal: live readings go straight
+  to the screens (``reading``), and every message is handed to ``workflow.handle`` on the
+  session thread.
+- The emergency stop goes to ``workflow.emergency_stop()`` on a fresh thread at once; it never
+  queues behind a running call.
+- A 250 ms timer asks the workflow to check the worker's heartbeat and polls the alarm board.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+
+from console.alarms import Alarm, AlarmBoard
+from console.session.device_worker import DeviceWorker, WorkerAlive, WorkerMessage
+from console.session.workflow import SessionWorkflow, TransitionRefused
+from console.ui.executor import SessionExecutor
+from console.ui.snapshot import SessionSnapshot, take_snapshot
+from device_drivers.errors import (
+    CommandRefused,
+    DeviceError,
+    DeviceFault,
+    DeviceRejected,
+    LinkLost,
+    LinkTimeout,
+    ProtocolError,
+)
+from device_drivers.interface import DeviceStatus, TherapyDevice
+
+#: How often the unit streams its status while connected (wall time; 20 readings a second).
+STATUS_PERIOD_S = 0.05
+WATCHDOG_CHECK_MS = 250
+WORKER_OPEN_TIMEOUT_S = 10.0
+
+
+def device_error_advice(exc: BaseException) -> str:
+    """What the therapist should do about a device error, in plain words."""
+    if isinstance(exc, DeviceFault):
+        faults = ", ".join(exc.faults) or "a fault"
+        return (
+            f"The unit is latched in fault ({faults}). Remove the cause (let the applicator "
+            "cool, refit it), then use 'Clear unit fault' on the unit screen."
+        )
+    if isinstance(exc, DeviceRejected):
+        return (
+            f"The unit refused the command ({exc.name}). Check the applicator and the "
+            "parameters; nothing was changed on the unit."
+        )
+    if isinstance(exc, CommandRefused):
+        return "The console did not send this command in the unit's present state."
+    if isinstance(exc, LinkTimeout):
+        return "The unit did not answer. Check that it is switched on and its cable, then retry."
+    if isinstance(exc, LinkLost):
+        return "The link to the unit is lost. Check the cable and the unit's power; reconnect."
+    if isinstance(exc, ProtocolError):
+        return (
+            "The unit answered in an unexpected way; nothing was armed. Retry once; if it "
+            "happens again, stop using the unit and call service."
+        )
+    if isinstance(exc, TimeoutError):
+        return "The device worker did not answer in time. Reconnect; call service if it recurs."
+    return "Unexpected error: note what you did and call service."
+
+
+class MessageBridge(QObject):
+    """The device worker's outbox: thread-safe, lands on the GUI thread as ``received``."""
+
+    received = Signal(object)
+
+    def outbox(self, message: WorkerMessage) -> None:
+        self.received.emit(message)
+
+
+class SessionController(QObject):
+    snapshot_changed = Signal(object)  # SessionSnapshot
+    reading = Signal(object)  # DeviceStatus, as it arrives, for counters and plots
+    refused = Signal(str, list)  # title, reasons
+    failed = Signal(str, str, str)  # title, message, advice
+    alarms_changed = Signal(list)  # active alarms, highest first
+    estop_finished = Signal(bool, str)  # confirmed by the unit?, message
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self,
+        alarms: AlarmBoard,
+        *,
+        status_period_s: float = STATUS_PERIOD_S,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.alarms = alarms
+        self.workflow: SessionWorkflow | None = None
+        self.snapshot: SessionSnapshot | None = None
+        self._status_period_s = status_period_s
+        self._connecting_worker: DeviceWorker | None = None
+        self.executor = SessionExecutor(self)
+        self.executor.busy_changed.connect(self.busy_changed)
+        self._snapshots = _SnapshotRelay(self)
+        self._snapshots.arrived.connect(self._on_snapshot, Qt.ConnectionType.QueuedConnection)
+        self.bridge = MessageBridge(self)
+        self.bridge.received.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
+        self._last_alarms: list[Alarm] = []
+        self._watchdog = QTimer(self)
+        self._watchdog.setInterval(WATCHDOG_CHECK_MS)
+        self._watchdog.timeout.connect(self._check)
+        self._watchdog.start()
+
+    # ------------------------------------------------------------------ session
+    @property
+    def busy(self) -> bool:
+        return self.executor.busy
+
+    def attach(self, workflow: SessionWorkflow) -> None:
+        """Show and drive ``workflow`` from now on."""
+        self.workflow = workflow
+        workflow.listeners.append(self._listener)
+        self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
+
+    def detach(self) -> None:
+        """Forget the session (after signing); its worker is shut down on the session thread."""
+        workflow, self.workflow = self.workflow, None
+        self.snapshot = None
+        if workflow is None:
+            return
+        if self._listener in workflow.listeners:
+            workflow.listeners.remove(self._listener)
+        self.executor.submit(workflow.close, track=False)
+
+    def unit_connected(self) -> bool:
+        """Whether a unit is (being) connected: the emergency-stop key is live then."""
+        workflow = self.workflow
+        return self._connecting_worker is not None or (
+            workflow is not None and workflow.worker is not None
+        )
+
+    def run(
+        self,
+        title: str,
+        action: Callable[[SessionWorkflow], Any],
+        on_done: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Run ``action(workflow)`` on the session thread; report its outcome on the GUI thread.
+
+        ``title`` names the action in refusal and error dialogs.
+        """
+        workflow = self.workflow
+        if workflow is None:
+            self.refused.emit(title, ["no session is open"])
+            return
+
+        def job() -> tuple[Any, SessionSnapshot]:
+            result = action(workflow)
+            return result, take_snapshot(workflow)
+
+        def done(value: tuple[Any, SessionSnapshot]) -> None:
+            result, snapshot = value
+            self._on_snapshot(snapshot)
+            if on_done is not None:
+                on_done(result)
+
+        self.executor.submit(job, done, lambda exc: self._report(title, exc, workflow))
+
+    def _report(self, title: str, exc: BaseException, workflow: SessionWorkflow) -> None:
+        self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
+        if isinstance(exc, TransitionRefused):
+            self.refused.emit(title, list(exc.reasons))
+        elif isinstance(exc, DeviceError | TimeoutError):
+            self.failed.emit(title, str(exc) or type(exc).__name__, device_error_advice(exc))
+        else:
+            self.failed.emit(title, f"{type(exc).__name__}: {exc}", device_error_advice(exc))
+
+    def connect_unit(self, open_driver: Callable[[], TherapyDevice]) -> None:
+        """Start a device worker on ``open_driver`` and connect the session to it."""
+        workflow = self.workflow
+        if workflow is None:
+            self.refused.emit("Connect", ["no session is open"])
+            return
+        worker = DeviceWorker(open_driver, self.bridge.outbox, name="device-worker")
+        self._connecting_worker = worker
+        period = self._status_period_s
+
+        def job() -> SessionSnapshot:
+            try:
+                worker.start().result(WORKER_OPEN_TIMEOUT_S)
+                workflow.connect(worker)
+            except BaseException:
+                worker.shutdown()
+                raise
+            finally:
+                self._connecting_worker = None
+            worker.call(lambda d: d.start_status_stream(period), WORKER_OPEN_TIMEOUT_S)
+            return take_snapshot(workflow)
+
+        self.executor.submit(
+            job, self._on_snapshot, lambda exc: self._report("Connect", exc, workflow)
+        )
+
+    # ------------------------------------------------------------------ emergency stop
+    def emergency_stop(self) -> None:
+        """Send the emergency stop now from a thread of its own (never the session queue)."""
+        pressed_ns = time.monotonic_ns()
+        workflow = self.workflow
+        connecting = self._connecting_worker
+        if workflow is None and connecting is None:
+            self.estop_finished.emit(False, "No unit is connected: there is nothing to stop.")
+            return
+        threading.Thread(
+            target=self._estop_thread,
+            args=(workflow, connecting, pressed_ns),
+            name="emergency-stop",
+            daemon=True,
+        ).start()
+
+    def _estop_thread(
+        self, workflow: SessionWorkflow | None, connecting: DeviceWorker | None, pressed_ns: int
+    ) -> None:
+        futures: list[Future[int]] = []
+        try:
+            if connecting is not None:  # a unit is opening but not yet attached to the session
+                futures.append(connecting.emergency_stop())
+            if workflow is not None:
+                result = workflow.emergency_stop()
+                if result is not None:
+                    futures.append(result)
+            if not futures:
+                self.estop_finished.emit(
+                    False, "Emergency stop recorded; no unit was connected to stop."
+                )
+                return
+            counts = [f.result(10.0) for f in futures]
+        except BaseException as exc:  # the therapist must know the stop may not have landed
+            self.estop_finished.emit(
+                False,
+                f"EMERGENCY STOP NOT CONFIRMED by the unit ({type(exc).__name__}: {exc}). "
+                "Switch the unit off at its mains switch now.",
+            )
+            return
+        finally:
+            if workflow is not None:
+                self.executor.submit(
+                    lambda: take_snapshot(workflow), self._on_snapshot, track=False
+                )
+        latency_ms = (time.monotonic_ns() - pressed_ns) / 1e6
+        self.estop_finished.emit(
+            True,
+            f"Emergency stop confirmed by the unit after {latency_ms:.0f} ms; "
+            f"{max(counts):,} pulses delivered. The unit is latched in fault.",
+        )
+
+    # ------------------------------------------------------------------ messages and checks
+    def _listener(self, workflow: SessionWorkflow) -> None:
+        # Runs on whichever thread changed the workflow, with its lock held.
+        self._snapshots.arrived.emit(take_snapshot(workflow))
+
+    @Slot(object)
+    def _on_snapshot(self, snapshot: SessionSnapshot) -> None:
+        self.snapshot = snapshot
+        self.snapshot_changed.emit(snapshot)
+
+    @Slot(object)
+    def _on_message(self, message: WorkerMessage) -> None:
+        if isinstance(message, WorkerAlive):
+            return  # the workflow reads the worker's alive time itself
+        if isinstance(message, DeviceStatus):
+            self.reading.emit(message)
+        workflow = self.workflow
+        if workflow is not None:
+            self.executor.submit(
+                lambda: workflow.handle(message),
+                on_error=lambda exc: self._report("Unit message", exc, workflow),
+                track=False,
+            )
+
+    def _check(self) -> None:
+        workflow = self.workflow
+        if workflow is not None:
+            workflow.check_worker()
+        active = self.alarms.active()
+        if workflow is not None and workflow.alarms is not self.alarms:
+            active = sorted(
+                {a.key: a for a in [*active, *workflow.alarms.active()]}.values(),
+                key=lambda a: (-a.priority, a.raised_at),
+            )
+        if active != self._last_alarms:
+            self._last_alarms = active
+            self.alarms_changed.emit(active)
+
+    def acknowledge(self, key: str, user_id: str) -> None:
+        """Acknowledge an alarm (the board's listener audits it) on the session thread."""
+        boards = [self.alarms]
+        if self.workflow is not None and self.workflow.alarms is not self.alarms:
+            boards.append(self.workflow.alarms)
+
+        def job() -> None:
+            for board in boards:
+                if any(a.key == key for a in board.active()):
+                    board.acknowledge(key, user_id)
+
+        self.executor.submit(
+            job, lambda _: self._check(), lambda exc: self.failed.emit("Acknowledge", str(exc), "")
+        )
+
+    def shutdown(self) -> None:
+        """Close the session's worker (leaves the unit safe) and the session thread."""
+        self._watchdog.stop()
+        workflow, self.workflow = self.workflow, None
+        if workflow is not None:
+            self.executor.submit(workflow.close, track=False)
+        self.executor.shutdown(wait=True)
+
+
+class _SnapshotRelay(QObject):
+    arrived = Signal(object)
