@@ -1,0 +1,488 @@
+"""The main window: top bar with the EMERGENCY STOP, the guided flow of screens, the lock.
+
+It wires the screens' intents to the application layer (``ConsoleBackend``) and to the session
+workflow (through ``SessionController``), and moves between screens as the session's state
+changes. It decides nothing about safety: refusals come from the workflow and are shown inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QMainWindow,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.session.ports import PlannedParameters
+from console.session.states import ENDED_STATES, SessionState
+from console.ui.estop import EmergencyKeyFilter
+from console.ui.lock import InactivityMonitor, LockOverlay
+from console.ui.ports import BackendError, ConsoleBackend, UnitLink
+from console.ui.screens.base import Screen
+from console.ui.screens.delivery import DeliveryScreen
+from console.ui.screens.documentation import SIGN_MEANING, DocumentationScreen
+from console.ui.screens.login import LoginScreen
+from console.ui.screens.patients import PatientListScreen, PatientScreen
+from console.ui.screens.planning import PlanningScreen
+from console.ui.screens.screening import ScreeningScreen
+from console.ui.screens.unit import UnitScreen
+from console.ui.session_controller import SessionController
+from console.ui.snapshot import SessionSnapshot
+from console.ui.top_bar import TopBar
+from console.ui.views import PatientView, ProtocolView, QuestionView, UserView
+
+#: Session states in which the unit is attached and may hold energy: closing is refused.
+_UNIT_STATES = frozenset(
+    {SessionState.CONNECTED, SessionState.ARMED, SessionState.DELIVERING, SessionState.PAUSED}
+)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        backend: ConsoleBackend,
+        *,
+        lock_after_s: float | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Therapy console")
+        self.setMinimumSize(1180, 760)
+        self.resize(1366, 860)
+        self.backend = backend
+        self.controller = SessionController(backend.alarms, parent=self)
+        self.user: UserView | None = None
+        self.patient: PatientView | None = None
+        self.protocol: ProtocolView | None = None
+        self.link: UnitLink | None = None
+        self.locked = False
+        self._last_state: SessionState | None = None
+
+        self.top = TopBar()
+        self.stack = QStackedWidget()
+        self.login_screen = LoginScreen()
+        self.patients_screen = PatientListScreen()
+        self.patient_screen = PatientScreen()
+        self.screening_screen = ScreeningScreen()
+        self.planning_screen = PlanningScreen()
+        self.unit_screen = UnitScreen()
+        self.delivery_screen = DeliveryScreen()
+        self.documentation_screen = DocumentationScreen()
+        for screen in self.screens():
+            self.stack.addWidget(screen)
+        area = QWidget()
+        area_layout = QVBoxLayout(area)
+        area_layout.setContentsMargins(0, 0, 0, 0)
+        area_layout.addWidget(self.stack)
+        self.lock_overlay = LockOverlay(area)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.top)
+        layout.addWidget(area, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage("Ready")
+
+        app = QApplication.instance()
+        assert app is not None, "create the QApplication before the main window"
+        self.estop_filter = EmergencyKeyFilter(
+            self.emergency_stop, self.controller.unit_connected, self
+        )
+        app.installEventFilter(self.estop_filter)
+        self.inactivity = InactivityMonitor(lock_after_s or backend.lock_after_s, self)
+        app.installEventFilter(self.inactivity)
+        self._wire()
+        self._show_login()
+
+    # ------------------------------------------------------------------ structure
+    def screens(self) -> list[QWidget]:
+        return [
+            self.login_screen,
+            self.patients_screen,
+            self.patient_screen,
+            self.screening_screen,
+            self.planning_screen,
+            self.unit_screen,
+            self.delivery_screen,
+            self.documentation_screen,
+        ]
+
+    def current_screen(self) -> QWidget:
+        return self.stack.currentWidget()
+
+    def _go(self, screen: QWidget) -> None:
+        snapshot = self.controller.snapshot
+        if snapshot is not None and hasattr(screen, "show_snapshot"):
+            screen.show_snapshot(snapshot)  # type: ignore[attr-defined]
+        if isinstance(screen, Screen):
+            screen.set_busy(self.controller.busy)
+        self.stack.setCurrentWidget(screen)
+
+    def _wire(self) -> None:
+        c = self.controller
+        c.snapshot_changed.connect(self._on_snapshot)
+        c.reading.connect(self.delivery_screen.add_reading)
+        c.refused.connect(self._on_refused)
+        c.failed.connect(self._on_failed)
+        c.alarms_changed.connect(self.top.alarms.show_alarms)
+        c.estop_finished.connect(self._on_estop_finished)
+        c.busy_changed.connect(self._on_busy)
+        self.top.estop.triggered.connect(self.emergency_stop)
+        self.top.alarms.acknowledge_requested.connect(self._acknowledge)
+        self.top.lock_button.clicked.connect(self.lock)
+        self.top.logout_button.clicked.connect(self.logout)
+        self.inactivity.idle.connect(self.lock)
+        self.lock_overlay.unlock_requested.connect(self._unlock)
+        QShortcut(QKeySequence("Ctrl+F"), self, self._focus_search)
+
+        self.login_screen.login_requested.connect(self._login)
+        self.patients_screen.search_changed.connect(self._search)
+        self.patients_screen.patient_opened.connect(self._open_patient)
+        self.patient_screen.back.connect(self._back_to_patients)
+        self.patient_screen.new_session.connect(self._new_session)
+
+        s = self.screening_screen
+        s.submit_requested.connect(
+            lambda answers: c.run("Screening", lambda w: w.submit_screening(answers))
+        )
+        s.override_requested.connect(
+            lambda reason: c.run("Override", lambda w: w.override_screening(reason))
+        )
+        s.continue_requested.connect(lambda: self._go(self.planning_screen))
+        s.abort_requested.connect(self._abort)
+
+        p = self.planning_screen
+        p.plan_requested.connect(self._plan)
+        p.continue_requested.connect(lambda: self._go(self.unit_screen))
+        p.abort_requested.connect(self._abort)
+
+        u = self.unit_screen
+        u.connect_requested.connect(self._connect_unit)
+        u.revalidate_requested.connect(
+            lambda reason: c.run("Validate", lambda w: w.revalidate(reason))
+        )
+        u.confirm_requested.connect(lambda: c.run("Confirm", lambda w: w.confirm_parameters()))
+        u.arm_requested.connect(lambda: c.run("Arm", lambda w: w.arm()))
+        u.start_requested.connect(lambda: c.run("Start", lambda w: w.start()))
+        u.clear_fault_requested.connect(
+            lambda: c.run("Clear unit fault", lambda w: w.clear_unit_fault())
+        )
+        u.replan_requested.connect(lambda: self._go(self.planning_screen))
+        u.abort_requested.connect(self._abort)
+
+        d = self.delivery_screen
+        d.pause_requested.connect(lambda: c.run("Pause", lambda w: w.pause()))
+        d.resume_requested.connect(lambda: c.run("Resume", lambda w: w.resume()))
+        d.stop_requested.connect(lambda: c.run("Stop", lambda w: w.stop()))
+        d.abort_requested.connect(self._abort)
+        d.titrate_requested.connect(self._titrate)
+        d.document_requested.connect(lambda: self._go(self.documentation_screen))
+
+        doc = self.documentation_screen
+        doc.document_requested.connect(
+            lambda fields: c.run("Save documentation", lambda w: w.document(**fields))
+        )
+        doc.sign_requested.connect(
+            lambda password: c.run("Sign", lambda w: w.sign(password, SIGN_MEANING))
+        )
+        doc.finished.connect(self._session_finished)
+
+    # ------------------------------------------------------------------ backend calls
+    def _call(
+        self,
+        title: str,
+        fn: Callable[[], Any],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run an application-layer call on the session thread; show its failure inline."""
+
+        def failed(exc: BaseException) -> None:
+            message = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+            if on_error is not None:
+                on_error(message)
+            else:
+                self._on_failed(title, message, "")
+
+        self.controller.executor.submit(fn, on_result, failed)
+
+    def _show_login(self) -> None:
+        self.login_screen.reset()
+        self.top.show_user("not signed in")
+        self.top.show_patient(None)
+        self.top.show_state(None)
+        self.top.lock_button.setEnabled(False)
+        self.top.logout_button.setEnabled(False)
+        self._go(self.login_screen)
+        self.login_screen.username.setFocus()
+
+    def _login(self, username: str, password: str) -> None:
+        self.login_screen.set_busy(True)
+
+        def done(user: UserView) -> None:
+            self.login_screen.set_busy(False)
+            self.user = user
+            self.top.show_user(f"{user.name} · {user.role}")
+            self.top.lock_button.setEnabled(True)
+            self.top.logout_button.setEnabled(True)
+            self.inactivity.poke()
+            self.inactivity.enabled = True
+            self.patients_screen.search.clear()
+            self._search("")
+            self._go(self.patients_screen)
+            self.patients_screen.search.setFocus()
+
+        def failed(message: str) -> None:
+            self.login_screen.set_busy(False)
+            self.login_screen.show_error(message)
+
+        self._call("Sign in", lambda: self.backend.login(username, password), done, failed)
+
+    def _search(self, text: str) -> None:
+        user = self.user
+        if user is None:
+            return
+        self._call(
+            "Search",
+            lambda: self.backend.search_patients(user, text),
+            self.patients_screen.show_patients,
+        )
+
+    def _focus_search(self) -> None:
+        if self.current_screen() is self.patients_screen:
+            self.patients_screen.search.setFocus()
+            self.patients_screen.search.selectAll()
+
+    def _open_patient(self, patient_id: str) -> None:
+        user = self.user
+        if user is None:
+            return
+
+        def done(view: PatientView) -> None:
+            self.patient = view
+            self.top.show_patient(None if self.locked else view.patient.pseudonym)
+            self.patient_screen.show_patient(view)
+            self._go(self.patient_screen)
+
+        self._call("Open patient", lambda: self.backend.patient(user, patient_id), done)
+
+    def _back_to_patients(self) -> None:
+        self.patient = None
+        self.top.show_patient(None)
+        self._search(self.patients_screen.search.text())
+        self._go(self.patients_screen)
+
+    def _new_session(self, protocol_id: str) -> None:
+        user, patient = self.user, self.patient
+        if user is None or patient is None:
+            return
+        if self.controller.workflow is not None:
+            self._on_refused("New session", ["a session is already open: finish it first"])
+            return
+
+        def job() -> tuple[Any, ProtocolView, list[QuestionView], UnitLink]:
+            protocol = self.backend.protocol(protocol_id)
+            questions = list(self.backend.questionnaire())
+            link = self.backend.unit_link(protocol.modality)
+            workflow = self.backend.begin_session(user, patient.patient.patient_id, protocol_id)
+            return workflow, protocol, questions, link
+
+        def done(value: tuple[Any, ProtocolView, list[QuestionView], UnitLink]) -> None:
+            workflow, protocol, questions, link = value
+            self.protocol, self.link = protocol, link
+            self._last_state = None
+            self.screening_screen.set_questions(questions)
+            self.planning_screen.set_protocol(protocol)
+            self.unit_screen.reset()
+            self.unit_screen.set_link(link.description)
+            self.delivery_screen.reset(protocol.modality)
+            self.documentation_screen.reset()
+            self.controller.attach(workflow)
+            self.screening_screen.set_heading(
+                "Screening",
+                f"{protocol.title}. Before every session: answer every question; nothing is "
+                "pre-filled.",
+            )
+            self._go(self.screening_screen)
+
+        self._call("New session", job, done)
+
+    # ------------------------------------------------------------------ session actions
+    def _plan(self, plan: PlannedParameters, reason: str | None) -> None:
+        self.controller.run("Plan", lambda w: w.plan(plan, override_reason=reason))
+
+    def _connect_unit(self) -> None:
+        if self.link is None:
+            self._on_refused("Connect", ["no unit link is configured for this modality"])
+            return
+        self.controller.connect_unit(self.link.open_driver)
+
+    def _abort(self, reason: str) -> None:
+        self.controller.run("Abort", lambda w: w.abort(reason))
+
+    def _titrate(self, value: Decimal, reason: str | None) -> None:
+        if self.protocol is not None and self.protocol.modality == "emtt":
+            self.controller.run(
+                "Titrate", lambda w: w.titrate(field_mt=value, override_reason=reason)
+            )
+        else:
+            self.controller.run(
+                "Titrate", lambda w: w.titrate(pressure_bar=value, override_reason=reason)
+            )
+
+    def _session_finished(self) -> None:
+        self.controller.detach()
+        self._last_state = None
+        self.top.show_state(None)
+        if self.patient is not None:
+            self._open_patient(self.patient.patient.patient_id)
+        else:
+            self._go(self.patients_screen)
+
+    # ------------------------------------------------------------------ session updates
+    def _on_snapshot(self, snapshot: SessionSnapshot) -> None:
+        self.top.show_state(snapshot.state.value)
+        previous, self._last_state = self._last_state, snapshot.state
+        screen = self.current_screen()
+        if snapshot.state is SessionState.DELIVERING and previous is not SessionState.DELIVERING:
+            if screen is not self.delivery_screen:
+                self._go(self.delivery_screen)
+                screen = self.delivery_screen
+        elif (
+            snapshot.state in ENDED_STATES
+            and previous not in ENDED_STATES
+            and screen in (self.screening_screen, self.planning_screen, self.unit_screen)
+        ):
+            self._go(self.documentation_screen)
+            screen = self.documentation_screen
+        if hasattr(screen, "show_snapshot"):
+            screen.show_snapshot(snapshot)  # type: ignore[attr-defined]
+        if self.locked:
+            self.lock_overlay.show_delivery(self._delivery_line(snapshot))
+
+    @staticmethod
+    def _delivery_line(snapshot: SessionSnapshot) -> str:
+        return (
+            f"Session {snapshot.state.value}: {snapshot.delivered:,} of {snapshot.target:,} "
+            "pulses. The session keeps running while the screen is locked."
+        )
+
+    def _on_busy(self, busy: bool) -> None:
+        for screen in self.screens():
+            if isinstance(screen, Screen):
+                screen.set_busy(busy)
+        self.statusBar().showMessage("Working …" if busy else "Ready")
+
+    def _on_refused(self, title: str, reasons: list[str]) -> None:
+        screen = self.current_screen()
+        if isinstance(screen, Screen):
+            screen.show_refusal(title, reasons)
+        self.statusBar().showMessage(f"{title}: refused — {'; '.join(reasons)}")
+
+    def _on_failed(self, title: str, message: str, advice: str) -> None:
+        screen = self.current_screen()
+        if isinstance(screen, Screen):
+            screen.show_error(title, message, advice)
+        elif screen is self.login_screen:
+            self.login_screen.show_error(message)
+        self.statusBar().showMessage(f"{title} failed: {message}")
+
+    # ------------------------------------------------------------------ emergency stop
+    def emergency_stop(self) -> None:
+        """The button and the key land here; the stop leaves at once on its own thread."""
+        self.controller.emergency_stop()
+        self.statusBar().showMessage("EMERGENCY STOP sent …")
+
+    def _on_estop_finished(self, confirmed: bool, message: str) -> None:
+        self.statusBar().showMessage(message)
+        screen = self.current_screen()
+        if isinstance(screen, Screen):
+            heading = "Emergency stop" if confirmed else "EMERGENCY STOP NOT CONFIRMED"
+            screen.notice.show_lines(heading, [message], "refuse")
+
+    def _acknowledge(self, key: str) -> None:
+        if self.user is None or self.locked:
+            return
+        self.controller.acknowledge(key, self.user.user_id)
+
+    # ------------------------------------------------------------------ lock and sign-out
+    def lock(self) -> None:
+        user = self.user
+        if user is None or self.locked:
+            return
+        self.locked = True
+        self.inactivity.enabled = False
+        self.stack.setEnabled(False)
+        self.top.show_patient(None)
+        for widget in (self.top.lock_button, self.top.logout_button, self.top.alarms.ack):
+            widget.setEnabled(False)
+        self.lock_overlay.lock(user.name)
+        snapshot = self.controller.snapshot
+        self.lock_overlay.show_delivery(self._delivery_line(snapshot) if snapshot else "")
+        self._call("Lock", lambda: self.backend.lock(user), lambda _: None, lambda _: None)
+
+    def _unlock(self, password: str) -> None:
+        user = self.user
+        if user is None:
+            return
+
+        def done(_: object) -> None:
+            self.locked = False
+            self.lock_overlay.hide()
+            self.stack.setEnabled(True)
+            for widget in (self.top.lock_button, self.top.logout_button, self.top.alarms.ack):
+                widget.setEnabled(True)
+            if self.patient is not None and self.current_screen() is not self.patients_screen:
+                self.top.show_patient(self.patient.patient.pseudonym)
+            self.inactivity.poke()
+            self.inactivity.enabled = True
+
+        self._call(
+            "Unlock",
+            lambda: self.backend.unlock(user, password),
+            done,
+            self.lock_overlay.show_error,
+        )
+
+    def logout(self) -> None:
+        user = self.user
+        if user is None:
+            return
+        if self.controller.workflow is not None:
+            self._on_refused("Sign out", ["a session is open: finish, document and sign it first"])
+            return
+
+        def done(_: object) -> None:
+            self.user = None
+            self.patient = None
+            self.inactivity.enabled = False
+            self._show_login()
+
+        self._call("Sign out", lambda: self.backend.logout(user), done)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        workflow = self.controller.workflow
+        if workflow is not None and workflow.state in _UNIT_STATES:
+            event.ignore()
+            self._on_refused(
+                "Close", ["a unit is connected: stop or abort the session before closing"]
+            )
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Remove the application-wide filters and close the session thread (idempotent)."""
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.estop_filter)
+            app.removeEventFilter(self.inactivity)
+        self.controller.shutdown()
