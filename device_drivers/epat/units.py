@@ -1,0 +1,79 @@
+"""Exact conversion between the unit's integer units and ``Decimal`` physical values.
+
+The wire carries cbar (1/100 bar), dhz (1/10 Hz) and dC (1/10 °C). A value that is not an exact
+multiple of its step, or does not fit its field, is refused here with
+:class:`ParameterRejected`: rounding would send something other than what was validated.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from device_drivers.errors import CommandRefused
+
+BAR_STEP = Decimal("0.01")
+HZ_STEP = Decimal("0.1")
+CELSIUS_STEP = Decimal("0.1")
+
+
+class ParameterRejected(CommandRefused, ValueError):
+    """The host refuses to encode a setting (outside the unit's limits or not representable).
+
+    Nothing reached the wire. ``field`` names the setting, ``value`` is what was asked.
+    It is both a :class:`~device_drivers.errors.CommandRefused` (a device-layer error the
+    workflow handles) and a ``ValueError`` (bad input).
+    """
+
+    def __init__(self, message: str, *, field: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+def _to_steps(value: Decimal, step: Decimal, field: str, unit: str, max_raw: int) -> int:
+    if not isinstance(value, Decimal):
+        raise ParameterRejected(
+            f"{field} must be a Decimal in {unit}, not {type(value).__name__} {value!r}",
+            field=field,
+            value=value,
+        )
+    try:
+        steps = value / step
+        exact = steps == steps.to_integral_value()
+    except InvalidOperation:
+        exact = False
+    if not value.is_finite() or not exact:
+        raise ParameterRejected(
+            f"{field} {value} {unit} is not a multiple of the unit's {step} {unit} step; "
+            f"choose a value like {value.quantize(step) if value.is_finite() else step} {unit}",
+            field=field,
+            value=value,
+        )
+    raw = int(steps)
+    if not 0 <= raw <= max_raw:
+        raise ParameterRejected(
+            f"{field} {value} {unit} does not fit the unit's field (0..{step * max_raw} {unit})",
+            field=field,
+            value=value,
+        )
+    return raw
+
+
+def bar_to_cbar(value: Decimal, field: str = "pressure") -> int:
+    return _to_steps(value, BAR_STEP, field, "bar", 0xFFFF)
+
+
+def hz_to_dhz(value: Decimal, field: str = "frequency") -> int:
+    return _to_steps(value, HZ_STEP, field, "Hz", 0xFFFF)
+
+
+def cbar_to_bar(cbar: int) -> Decimal:
+    return (Decimal(cbar) * BAR_STEP).quantize(BAR_STEP)
+
+
+def dhz_to_hz(dhz: int) -> Decimal:
+    return (Decimal(dhz) * HZ_STEP).quantize(HZ_STEP)
+
+
+def dc_to_celsius(dc: int) -> Decimal:
+    return (Decimal(dc) * CELSIUS_STEP).quantize(CELSIUS_STEP)
