@@ -223,7 +223,7 @@ def test_packing_refuses_values_that_do_not_fit() -> None:
         pack_string("RPW-200-TOO-LONG-MODEL", 16, "model")
     with pytest.raises(ValueError, match="ASCII"):
         pack_string("Stoß", 8, "type")
-    with pytest.raises(ValueError, match="0..65535"):
+    with pytest.raises(ValueError, match=r"0\.\.65535"):
         pack_uint(70000, 2, "period_ms")
 
 
