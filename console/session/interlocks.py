@@ -14,8 +14,10 @@ from console.session.ports import (
     ValidationOutcome,
     ValidationVerdict,
 )
+from protocols import MIN_REASON_CHARS, ProgrammeAssignment, ProgrammeStatus
 
-MIN_OVERRIDE_REASON_CHARS = 20
+#: One rule for every override reason, owned by the clinical rules.
+MIN_OVERRIDE_REASON_CHARS = MIN_REASON_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +102,14 @@ def validation_interlocks(
     return checks
 
 
-def programme_interlock(programme: object | None) -> Interlock:
-    if programme is None:
+def programme_interlock(programme: ProgrammeAssignment | None) -> Interlock:
+    if programme is None or programme.status is not ProgrammeStatus.ACTIVE:
         return Interlock(
             "PROGRAMME_ACTIVE",
             False,
-            "the patient has no active movement programme: assign one before treating",
+            "the patient has no active movement programme: assign or resume one before treating",
         )
-    return Interlock("PROGRAMME_ACTIVE", True, "active movement programme")
+    return Interlock("PROGRAMME_ACTIVE", True, f"{programme.template_id}, phase {programme.phase}")
 
 
 def role_interlock(role: str) -> Interlock:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from device_drivers.interface import ApplicatorInfo, DeviceEnvelope, DeviceParameters, Modality
+from protocols import ProgrammeAssignment
 
 
 class ScreeningVerdict(StrEnum):
@@ -87,8 +88,8 @@ class SessionContext:
     protocol_id: str
     protocol_version: str
     session_date: date
-    programme: Mapping[str, Any] | None  # active programme (template id, phase …) or None
-    course_history: tuple[date, ...] = field(default=())
+    programme: ProgrammeAssignment | None  # the patient's programme assignment, if any
+    course_history: tuple[date, ...] = field(default=())  # earlier sessions of this protocol
 
 
 class ClinicalRules(Protocol):
@@ -100,6 +101,7 @@ class ClinicalRules(Protocol):
         plan: PlannedParameters,
         envelope: DeviceEnvelope | None,
         applicator: ApplicatorInfo | None,
+        model: str | None = None,
     ) -> ValidationOutcome: ...
 
     def defaults(self, ctx: SessionContext) -> PlannedParameters: ...

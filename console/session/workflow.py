@@ -180,6 +180,9 @@ class SessionWorkflow:
         return Interlock("UNIT_CONNECTED", True, f"{self.identity.model} {self.identity.serial}")
 
     # ------------------------------------------------------------------ plumbing
+    def _model(self) -> str | None:
+        return self.identity.model if self.identity is not None else None
+
     def _require(self, action: Action) -> SessionState:
         target = next_state(self.state, action)
         if target is None:
@@ -299,7 +302,9 @@ class SessionWorkflow:
     def _validate(
         self, params: PlannedParameters, override_reason: str | None
     ) -> ValidationOutcome:
-        outcome = self._rules.validate(self.ctx, params, self.envelope, self.applicator_before)
+        outcome = self._rules.validate(
+            self.ctx, params, self.envelope, self.applicator_before, self._model()
+        )
         self.validation = outcome
         self.validated_against_unit = self.envelope is not None
         self.parameter_override_reason = None
@@ -475,7 +480,7 @@ class SessionWorkflow:
                 field_mt=field_mt if field_mt is not None else self.plan_params.field_mt,
             )
             outcome = self._rules.validate(
-                self.ctx, new_plan, self.envelope, self.applicator_before
+                self.ctx, new_plan, self.envelope, self.applicator_before, self._model()
             )
             reasons: list[str] = []
             if outcome.verdict.value == "refused":
