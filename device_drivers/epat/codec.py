@@ -12,6 +12,7 @@ The payload layouts live in :mod:`device_drivers.epat.payloads`.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from device_drivers.epat.constants import (
@@ -104,18 +105,22 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray, now: float | None = None) -> list[Frame]:
         """Add received bytes; ``now`` (seconds, any monotonic clock) enables the 20 ms rule."""
-        frames: list[Frame] = []
+        return list(self.feed_iter(data, now))
+
+    def feed_iter(self, data: bytes | bytearray, now: float | None = None) -> Iterator[Frame]:
+        """Like :meth:`feed`, lazily: counters are up to date when each frame is yielded."""
         if now is not None:
-            frames.extend(self.expire(now))
+            yield from self.expire_iter(now)
         if data:
             self._buf += data
             self._last_rx = now
-            self._parse(frames)
-        return frames
+            yield from self._parse()
 
     def expire(self, now: float) -> list[Frame]:
         """Apply the inter-byte timeout at time ``now``; may expose frames held behind a SOF."""
-        frames: list[Frame] = []
+        return list(self.expire_iter(now))
+
+    def expire_iter(self, now: float) -> Iterator[Frame]:
         while (
             self._buf
             and self._last_rx is not None
@@ -124,15 +129,14 @@ class FrameDecoder:
             # After _parse the buffer starts with the SOF of an incomplete candidate.
             del self._buf[0]
             self.partial_timeouts += 1
-            self._parse(frames)
-        return frames
+            yield from self._parse()
 
     def reset(self) -> None:
         """Forget any partial frame (counters are kept)."""
         self._buf.clear()
         self._last_rx = None
 
-    def _parse(self, frames: list[Frame]) -> None:
+    def _parse(self) -> Iterator[Frame]:
         buf = self._buf
         while buf:
             start = buf.find(SOF)
@@ -158,8 +162,9 @@ class FrameDecoder:
                 self.crc_errors += 1
                 del buf[0]
                 continue
-            frames.append(Frame(buf[2], buf[3], bytes(buf[4 : length + 2])))
+            frame = Frame(buf[2], buf[3], bytes(buf[4 : length + 2]))
             del buf[:total]
+            yield frame
 
 
 def decode_frames(data: bytes) -> list[Frame]:
