@@ -7,6 +7,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -50,7 +51,8 @@ class Table:
         self._used.add(key)
         if key not in self._data:
             if required:
-                self.fail(key, "missing")
+                near = difflib.get_close_matches(key, [str(k) for k in self._data], n=1)
+                self.fail(key, f"missing (is {near[0]!r} a misspelling?)" if near else "missing")
             return None
         return self._data[key]
 

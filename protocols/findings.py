@@ -60,11 +60,17 @@ def show(field: str, value: Decimal | int) -> str:
     Decimals keep every digit they have and show at least one decimal place, so a limit of 4 bar
     reads ``4.0 bar`` and a value of 2.55 bar is never shown rounded.
     """
-    unit = UNITS.get(field, "")
+    return f"{_number(field, value)} {UNITS.get(field, '')}".strip()
+
+
+def show_range(field: str, minimum: Decimal | int, maximum: Decimal | int) -> str:
+    """``1.5–3.5 bar``: an inclusive range with its unit once."""
+    return f"{_number(field, minimum)}–{show(field, maximum)}"
+
+
+def _number(field: str, value: Decimal | int) -> str:
     if field == "pulses" or isinstance(value, int):
-        text = f"{int(value):,}"
-    else:
-        exponent = value.normalize().as_tuple().exponent
-        places = max(1, -exponent) if isinstance(exponent, int) else 1
-        text = f"{value:.{places}f}"
-    return f"{text} {unit}".strip()
+        return f"{int(value):,}"
+    exponent = value.normalize().as_tuple().exponent
+    places = max(1, -exponent) if isinstance(exponent, int) else 1
+    return f"{value:.{places}f}"

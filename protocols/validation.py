@@ -22,7 +22,7 @@ from typing import Any
 from protocols.assignment import ProgrammeAssignment, programme_finding
 from protocols.course import course_findings
 from protocols.errors import OverrideNotAllowed
-from protocols.findings import Layer, ValidationFinding, show
+from protocols.findings import Layer, ValidationFinding, show, show_range
 from protocols.library import TreatmentProtocol
 from protocols.limits import ApplicatorLimit, ApplicatorType, DeviceEnvelope, SessionPlan
 from protocols.modality import LABELS
@@ -198,7 +198,7 @@ def _device_findings(plan: SessionPlan, envelope: DeviceEnvelope | None) -> list
                 )
             )
             continue
-        span = f"{show(field, limit.minimum)}–{show(field, limit.maximum)}"
+        span = show_range(field, limit.minimum, limit.maximum)
         if value > limit.maximum:
             findings.append(
                 _refuse(
@@ -325,7 +325,7 @@ def _protocol_findings(plan: SessionPlan, protocol: TreatmentProtocol) -> list[V
         if allowed.contains(Decimal(value)):
             continue
         label = LABELS[field]
-        span = f"{show(field, allowed.minimum)}–{show(field, allowed.maximum)}"
+        span = show_range(field, allowed.minimum, allowed.maximum)
         if value > allowed.maximum:
             where, bound, direction = "above", allowed.maximum, "lower it to"
             tail = "or less"
