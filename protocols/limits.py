@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
 from protocols.library import TreatmentProtocol
-from protocols.modality import Modality
+from protocols.modality import Modality, parse_modality
 
 
 def _require_decimal(name: str, value: object, *, optional: bool = False) -> None:
@@ -80,6 +80,20 @@ class DeviceEnvelope:
     pressure_bar: Limit | None = None
     field_mt: Limit | None = None
     model: str = "the unit"
+
+    def __post_init__(self) -> None:
+        # Accept any str-valued modality enum (the drivers have their own) but store ours, so
+        # comparisons by identity hold.
+        modality = parse_modality(self.modality)
+        if modality is None:
+            raise ValueError(f"unknown modality {self.modality!r} (known: epat, emtt)")
+        object.__setattr__(self, "modality", modality)
+        for field in ("frequency_hz", "pulses", "pressure_bar", "field_mt"):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, Limit):
+                raise TypeError(f"{field} must be a protocols Limit, not {type(value).__name__}")
+        if getattr(self, modality.intensity_field) is None:
+            raise ValueError(f"an {modality.label} envelope needs {modality.intensity_field}")
 
     def limit(self, field: str) -> Limit | None:
         return getattr(self, field)

@@ -18,7 +18,7 @@ from protocols.conditions import Facts
 from protocols.dates import age_in_years
 from protocols.errors import ClinicalInputError, OverrideNotAllowed
 from protocols.library import ProtocolLibrary, default_library
-from protocols.modality import Modality
+from protocols.modality import Modality, parse_modality
 from protocols.overrides import Override, make_override
 from protocols.questionnaire import Unanswered
 from protocols.ruleset import Rule, RuleSet, default_ruleset
@@ -131,7 +131,7 @@ class ScreeningDecision:
 def screen(
     answers: Mapping[str, Any],
     *,
-    modality: Modality,
+    modality: Modality | str,
     protocol_id: str,
     birth_date: date,
     session_date: date,
@@ -147,6 +147,10 @@ def screen(
     """
     ruleset = ruleset or default_ruleset()
     library = library or default_library()
+    known = parse_modality(modality)
+    if known is None:
+        raise ClinicalInputError(f"unknown modality {modality!r} (known: epat, emtt)")
+    modality = known
     _check_context(modality, protocol_id, birth_date, session_date, library)
     frozen_answers = MappingProxyType(dict(answers))
     checked = ruleset.questionnaire.check(frozen_answers)
@@ -182,8 +186,6 @@ def _check_context(
     session_date: date,
     library: ProtocolLibrary,
 ) -> None:
-    if not isinstance(modality, Modality):
-        raise ClinicalInputError(f"unknown modality {modality!r} (known: epat, emtt)")
     if protocol_id not in library:
         known = ", ".join(sorted(library.protocols))
         raise ClinicalInputError(f"unknown protocol {protocol_id!r} (known: {known})")

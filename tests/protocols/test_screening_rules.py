@@ -465,3 +465,11 @@ def test_impossible_context_is_an_input_error_not_a_decision() -> None:
 def test_born_on_the_session_date_is_age_zero_and_blocked() -> None:
     assert run(EPAT, birth=SESSION).age_years == 0
     assert run(EPAT, birth=SESSION).decision is Decision.BLOCK
+
+
+@pytest.mark.req("SCR-CASE-1")
+def test_modality_may_be_given_as_text_or_another_enum_but_must_be_known() -> None:
+    assert run("epat").decision is Decision.ALLOW  # type: ignore[arg-type]
+    with pytest.raises(ClinicalInputError, match="unknown modality"):
+        screen(answers(), modality="laser", protocol_id="knee-pt-epat", birth_date=ADULT,
+               session_date=SESSION)  # fmt: skip

@@ -421,3 +421,21 @@ def test_the_default_plan_of_a_protocol() -> None:
     plan = SessionPlan.defaults_of(default_library().get("knee-oa-emtt"))
     assert plan == emtt("40", "5", 4000)
     assert list(plan.settings()) == ["field_mt", "frequency_hz", "pulses"]
+
+
+@pytest.mark.req("VAL-DEV-1")
+def test_an_envelope_takes_another_packages_modality_enum_and_checks_its_limits() -> None:
+    from enum import StrEnum
+
+    class DriverModality(StrEnum):  # the drivers have their own enum with the same values
+        EPAT = "epat"
+        EMTT = "emtt"
+
+    envelope = replace(epat_envelope(), modality=DriverModality.EPAT)
+    assert check(epat(), envelope=envelope).decision is ValidationDecision.OK
+    with pytest.raises(TypeError, match="protocols Limit"):
+        replace(epat_envelope(), pressure_bar=(D(1), D(5)))
+    with pytest.raises(ValueError, match="needs pressure_bar"):
+        replace(epat_envelope(), pressure_bar=None)
+    with pytest.raises(ValueError, match="unknown modality"):
+        replace(epat_envelope(), modality="laser")
