@@ -184,19 +184,15 @@ class AuditTrail:
 
     def checkpoint(self) -> AuditEvent:
         """Sign the head of the trail now (idempotent when the head already is a checkpoint)."""
-        with self.write() as session:
-            cursor = session.connection().connection.cursor()
-            try:
-                cursor.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT 1")
-                row = cursor.fetchone()
-                if row is None:
-                    raise AuditError("the trail is empty: there is nothing to checkpoint")
-                head = AuditEvent.from_row(tuple(row))
-                if head.action == CHECKPOINT_ACTION:
-                    return head
-                return self._insert_checkpoint(session, cursor, head)
-            finally:
-                cursor.close()
+        with self.store.raw_write() as (cursor, after_commit):
+            cursor.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT 1")
+            row = cursor.fetchone()
+            if row is None:
+                raise AuditError("the trail is empty: there is nothing to checkpoint")
+            head = AuditEvent.from_row(tuple(row))
+            if head.action == CHECKPOINT_ACTION:
+                return head
+            return self._insert_checkpoint(cursor, after_commit, head)
 
     def correct(
         self,

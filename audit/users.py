@@ -1,0 +1,196 @@
+"""Users of the console: stored with their role and password hash, every change audited.
+
+Hashing, the password policy and the lockout decision belong to the application layer
+(``console/auth.py``); this module stores what it decides, in the same transaction as the audit
+event that records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from audit.canonical import utc_now_ts
+from audit.errors import AuditDataError, DuplicateRecord, NotFound
+from audit.events import PERSON_ROLES, Actor, Subject, check_word
+from audit.schema import User
+from audit.trail import AuditTrail
+from audit.values import UserCredentials, UserRecord
+
+
+def _record(user: User) -> UserRecord:
+    return UserRecord(
+        user_id=user.id,
+        full_name=user.full_name,
+        role=user.role,
+        active=user.active,
+        locked=user.locked,
+        failed_logins=user.failed_logins,
+        created_at=user.created_at,
+        password_changed_at=user.password_changed_at,
+    )
+
+
+class UserDirectory:
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    # ------------------------------------------------------------------ reading
+    def count(self) -> int:
+        with self.trail.store.read() as session:
+            return int(session.scalar(select(func.count()).select_from(User)) or 0)
+
+    def list(self) -> list[UserRecord]:
+        with self.trail.store.read() as session:
+            return [_record(u) for u in session.scalars(select(User).order_by(User.id))]
+
+    def get(self, user_id: str) -> UserRecord:
+        with self.trail.store.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"there is no user {user_id!r}")
+            return _record(user)
+
+    def credentials(self, user_id: str) -> UserCredentials | None:
+        with self.trail.store.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                return None
+            return UserCredentials(
+                user_id=user.id,
+                full_name=user.full_name,
+                role=user.role,
+                password_hash=user.password_hash,
+                active=user.active,
+                locked=user.locked,
+                failed_logins=user.failed_logins,
+            )
+
+    # ------------------------------------------------------------------ changing
+    def add(
+        self, actor: Actor, user_id: str, full_name: str, role: str, password_hash: str
+    ) -> UserRecord:
+        check_word(user_id, "user id")
+        if role not in PERSON_ROLES:
+            raise AuditDataError(f"role {role!r} is not one of {', '.join(PERSON_ROLES)}")
+        if not full_name.strip() or len(full_name) > 200:
+            raise AuditDataError("the full name must be 1–200 characters (it shows on signatures)")
+        now = utc_now_ts()
+        with self.trail.write() as session:
+            if session.get(User, user_id) is not None:
+                raise DuplicateRecord(f"there already is a user {user_id!r}")
+            user = User(
+                id=user_id,
+                full_name=full_name.strip(),
+                role=role,
+                password_hash=password_hash,
+                active=True,
+                failed_logins=0,
+                locked=False,
+                created_at=now,
+                password_changed_at=now,
+            )
+            session.add(user)
+            self.trail.append_in(
+                session,
+                actor,
+                "user.created",
+                Subject("user", user_id),
+                {"full_name": user.full_name, "role": role},
+            )
+            return _record(user)
+
+    def set_active(self, actor: Actor, user_id: str, active: bool) -> UserRecord:
+        with self.trail.write() as session:
+            user = self._load(session, user_id)
+            user.active = active
+            self.trail.append_in(
+                session,
+                actor,
+                "user.enabled" if active else "user.disabled",
+                Subject("user", user_id),
+                {},
+            )
+            return _record(user)
+
+    def set_password_hash(self, actor: Actor, user_id: str, password_hash: str) -> UserRecord:
+        """A new password (by the user or an admin); also clears a lockout."""
+        with self.trail.write() as session:
+            user = self._load(session, user_id)
+            was_locked = user.locked
+            user.password_hash = password_hash
+            user.password_changed_at = utc_now_ts()
+            user.failed_logins = 0
+            user.locked = False
+            self.trail.append_in(
+                session,
+                actor,
+                "user.password_changed",
+                Subject("user", user_id),
+                {"by": actor.user_id, "unlocked": was_locked},
+            )
+            return _record(user)
+
+    def unlock(self, actor: Actor, user_id: str) -> UserRecord:
+        with self.trail.write() as session:
+            user = self._load(session, user_id)
+            user.locked = False
+            user.failed_logins = 0
+            self.trail.append_in(session, actor, "user.unlocked", Subject("user", user_id), {})
+            return _record(user)
+
+    def record_login(self, actor: Actor) -> None:
+        with self.trail.write() as session:
+            user = self._load(session, actor.user_id)
+            user.failed_logins = 0
+            self.trail.append_in(session, actor, "user.login", Subject("user", actor.user_id), {})
+
+    def record_login_failure(
+        self, workstation: str, attempted: str, reason: str, lock_after: int
+    ) -> tuple[int, bool]:
+        """Count a failed login; lock the account at ``lock_after`` consecutive failures.
+
+        Returns (consecutive failures, locked now). An unknown name is audited by a short hash
+        only: what was typed into the name field may have been a password."""
+        system = Actor.system(workstation)
+        with self.trail.write() as session:
+            user = session.get(User, attempted) if attempted else None
+            if user is None:
+                digest = hashlib.sha256(attempted.encode("utf-8")).hexdigest()[:16]
+                self.trail.append_in(
+                    session,
+                    system,
+                    "user.login_failed",
+                    Subject("user", "unknown"),
+                    {"reason": "unknown_user", "attempted_name_sha256_16": digest},
+                )
+                return 0, False
+            user.failed_logins += 1
+            failures = user.failed_logins
+            self.trail.append_in(
+                session,
+                system,
+                "user.login_failed",
+                Subject("user", user.id),
+                {"reason": reason, "consecutive_failures": failures},
+            )
+            locked_now = failures >= lock_after and not user.locked
+            if locked_now:
+                user.locked = True
+                self.trail.append_in(
+                    session,
+                    system,
+                    "user.locked",
+                    Subject("user", user.id),
+                    {"consecutive_failures": failures, "threshold": lock_after},
+                )
+            return failures, locked_now
+
+    @staticmethod
+    def _load(session: Session, user_id: str) -> User:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"there is no user {user_id!r}")
+        return user
