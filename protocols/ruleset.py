@@ -16,8 +16,9 @@ from datetime import date, timedelta
 from functools import cache
 from types import MappingProxyType
 
-from protocols.conditions import Condition, ConditionParser, DaysSinceUnder, Facts
+from protocols.conditions import Condition, ConditionParser, DaysSinceUnder, Facts, ProtocolIs
 from protocols.datafile import Table, parse_toml
+from protocols.library import default_library
 from protocols.modality import Modality, parse_modality
 from protocols.packaged import read_packaged
 from protocols.questionnaire import AnswerKind, Questionnaire, parse_questions
@@ -93,8 +94,6 @@ class RuleSet:
 
     def protocols_named(self) -> set[str]:
         """Protocol ids the conditions refer to (to check against a protocol library)."""
-        from protocols.conditions import ProtocolIs
-
         return {
             leaf.protocol_id
             for rule in self.rules
@@ -212,7 +211,5 @@ def _eligible_from(table: Table, when: Condition, questionnaire: Questionnaire) 
 @cache
 def default_ruleset() -> RuleSet:
     """The shipped default contraindication policy (clinical reference §3 and §4)."""
-    from protocols.library import default_library
-
     text, source = read_packaged("contraindications.toml")
     return parse_ruleset(text, source, known_protocols=default_library().protocols)
