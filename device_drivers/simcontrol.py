@@ -58,9 +58,9 @@ COMMANDS: tuple[ControlCommand, ...] = (
 def help_text() -> str:
     lines = ["fault-injection commands:"]
     for cmd in COMMANDS:
-        arg = "" if cmd.argument is None else " VALUE"
-        lines.append(f"  {cmd.name}{arg:<7} {cmd.help}")
-    lines.append("  help          this list")
+        usage = cmd.name if cmd.argument is None else f"{cmd.name} VALUE"
+        lines.append(f"  {usage:<16}{cmd.help}")
+    lines.append(f"  {'help':<16}this list")
     return "\n".join(lines)
 
 

@@ -1,0 +1,40 @@
+"""The workflow's ``SessionRecorder`` port over the record store's ``SessionBook``.
+
+Each call is one durable transaction that changes the session record and appends its audit
+event together, so the record and the trail can never disagree about what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from audit.events import Actor
+from audit.sessions import SessionBook
+from console.session.ports import SessionContext
+
+#: Re-authenticates the signer with ``password`` and signs the session; returns the signature.
+Signer = Callable[[str, str, str], Mapping[str, Any]]  # (session_id, password, meaning)
+
+
+class BookRecorder:
+    """Records one therapist's session through ``book`` as ``actor``."""
+
+    def __init__(self, book: SessionBook, actor: Actor, signer: Signer) -> None:
+        self._book = book
+        self._actor = actor
+        self._signer = signer
+
+    def transition(
+        self, ctx: SessionContext, old: str, new: str, action: str, data: Mapping[str, Any]
+    ) -> None:
+        self._book.transition(self._actor, ctx.session_id, old, new, action, data)
+
+    def event(self, ctx: SessionContext, action: str, data: Mapping[str, Any]) -> None:
+        self._book.record_event(self._actor, ctx.session_id, action, data)
+
+    def update(self, ctx: SessionContext, fields: Mapping[str, Any]) -> None:
+        self._book.update(self._actor, ctx.session_id, fields)
+
+    def sign(self, ctx: SessionContext, password: str, meaning: str) -> Mapping[str, Any]:
+        return self._signer(ctx.session_id, password, meaning)
