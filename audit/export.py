@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,10 @@ def export_trail(
     out: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    note: Mapping[str, Any] | None = None,
 ) -> ExportResult:
-    """Checkpoint, write the whole trail to ``out`` in ``fmt``, then audit the export."""
+    """Checkpoint, write the whole trail to ``out`` in ``fmt``, then audit the export
+    (``note``: extra details for the ``audit.exported`` event, e.g. who ran the CLI)."""
     if fmt not in FORMATS:
         raise AuditDataError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -130,6 +132,7 @@ def export_trail(
             "last_hash": head.hash,
             "file_name": out.name,
             "file_sha256": result.sha256,
+            **dict(note or {}),
         },
     )
     return result
