@@ -230,10 +230,10 @@ class EpatSimulator:
             self._cond.notify_all()
 
     def force_overtemp(self) -> None:
-        """Heat the handpiece to the 43.0 °C cut-out (OVERTEMP latches at once)."""
+        """Heat the handpiece past the 43.0 °C cut-out (to 43.5 °C; OVERTEMP latches at once)."""
         with self._cond:
             self._model.advance(self.clock.now())
-            self._model.heat_to(OVERTEMP_TRIP_DC / 10)
+            self._model.heat_to(OVERTEMP_TRIP_DC / 10 + 0.5)
             self._transmit_unsolicited()
 
     def set_handpiece_temperature(self, celsius: float) -> None:

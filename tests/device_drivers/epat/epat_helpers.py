@@ -3,6 +3,9 @@ and a bench that starts simulated units on TCP and cleans them up."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -139,6 +142,10 @@ class RawHost:
         self.ack(Command.START)
 
     def close(self) -> None:
+        sock = getattr(self.link._port, "_socket", None)  # socket:// links: hang up now,
+        if sock is not None:  # before pyserial's 0.3 s "reconnect" sleep in close()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.link.close()
 
 
@@ -156,8 +163,13 @@ class Unit:
         return self.server.url
 
     def raw(self) -> RawHost:
+        """A raw host connected over TCP (returns once the unit has taken the connection)."""
+        before = self.sim.stats().connections
         host = RawHost(self.url)
         self.opened.append(host)
+        end = time.monotonic() + 2.0
+        while self.sim.stats().connections == before and time.monotonic() < end:
+            time.sleep(0.001)
         return host
 
     def driver(self, url: str | None = None, **kw: Any) -> EpatDriver:
@@ -192,9 +204,18 @@ class UnitFactory:
         return unit
 
     def close(self) -> None:
+        # pyserial sleeps 0.3 s when it closes a socket:// port; close everything in parallel.
+        closers = [
+            threading.Thread(target=thing.close, daemon=True)
+            for unit in self.units
+            for thing in unit.opened
+        ]
+        for closer in closers:
+            closer.start()
+        for closer, thing in zip(closers, [t for u in self.units for t in u.opened], strict=True):
+            if not isinstance(thing, RawHost):  # a raw host's socket is shut at once
+                closer.join(5.0)
         for unit in self.units:
-            for thing in reversed(unit.opened):
-                thing.close()
             unit.server.stop()
             if unit.pty is not None:
                 unit.pty.stop()
