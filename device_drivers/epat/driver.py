@@ -28,6 +28,7 @@ from device_drivers.commlog import CommLog
 from device_drivers.epat.channel import FrameChannel, LinkStats
 from device_drivers.epat.codec import Frame
 from device_drivers.epat.constants import (
+    MAX_PAYLOAD,
     PROTOCOL_VERSION,
     READ_EVENTS_MAX,
     STREAM_PERIOD_MAX_MS,
@@ -361,7 +362,11 @@ class EpatDriver(TherapyDevice):
         """
         if isinstance(cmd, bool) or not isinstance(cmd, int) or not 0 <= cmd <= 0xFF:
             raise ValueError(f"a command code is 0..255 (0x00..0xFF), got {cmd!r}")
-        state = self.heartbeat()
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a payload holds at most {MAX_PAYLOAD} bytes, got {len(payload)}")
+        state = self.unit_state_seen  # known from the wire: refuse without any traffic
+        if state not in WATCHED_STATES:
+            state = self.heartbeat()  # not known to be busy: make sure, now
         if state in WATCHED_STATES:
             raise CommandRefused(
                 f"raw commands are refused while the unit is {state.value}: "

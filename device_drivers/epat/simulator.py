@@ -109,6 +109,7 @@ class EpatSimulator:
         applicator_shots_used: int = 0,
         model: str = REFERENCE_MODEL,
         firmware: str = REFERENCE_FIRMWARE,
+        protocol: int = PROTOCOL_VERSION,
         seed: int | None = None,
     ) -> None:
         pack_string(serial, SERIAL_LEN, "serial")  # ValueError if it would not fit the wire
@@ -117,7 +118,7 @@ class EpatSimulator:
         self.clock = SimClock(speed)
         self.speed = self.clock.speed
         identity = HelloInfo(
-            protocol=PROTOCOL_VERSION,
+            protocol=protocol,
             model=model,
             serial=serial,
             firmware=firmware,

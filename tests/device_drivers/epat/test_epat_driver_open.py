@@ -1,0 +1,143 @@
+"""Opening the EPAT driver: HELLO, clear errors for wrong links and other devices, the
+communication log."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from device_drivers.commlog import CommLog, read_commlog
+from device_drivers.epat.codec import decode_frames
+from device_drivers.epat.constants import Command, Reply
+from device_drivers.epat.driver import EpatDriver
+from device_drivers.errors import LinkLost, LinkTimeout, ProtocolError
+from device_drivers.interface import DeviceIdentity, Modality
+from tests.device_drivers.epat.epat_helpers import UnitFactory
+
+
+class _OtherDevice:
+    """A TCP peer that is not an EPAT unit: it answers each chunk with ``answer`` (or not)."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if self.answer is not None:
+                    conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def other_device() -> Iterator[type[_OtherDevice]]:
+    made: list[_OtherDevice] = []
+
+    def make(answer: bytes | None) -> _OtherDevice:
+        device = _OtherDevice(answer)
+        made.append(device)
+        return device
+
+    yield make  # type: ignore[misc]
+    for device in made:
+        device.close()
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_open_says_hello_and_reports_identity(make_unit: UnitFactory) -> None:
+    unit = make_unit(serial="RPW-7")
+    log = CommLog()
+    driver = unit.driver(commlog=log)
+    first_tx = decode_frames(log.records()[0].data)
+    assert first_tx[0].cmd == Command.HELLO  # every connection starts with HELLO
+    assert driver.identify() == DeviceIdentity(
+        Modality.EPAT, driver.identify().manufacturer, "RPW-200", "RPW-7", "1.2.0", 1
+    )
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_wrong_url_is_a_clear_link_lost() -> None:
+    with pytest.raises(LinkLost, match="cannot open serial link"):
+        EpatDriver("nosuchscheme://here")
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_port_that_is_not_there_is_a_clear_link_lost() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    with pytest.raises(LinkLost, match="cannot open"):
+        EpatDriver(f"socket://127.0.0.1:{port}")
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_device_path_that_is_not_there_is_a_clear_link_lost(tmp_path: Path) -> None:
+    with pytest.raises(LinkLost, match="check the port name"):
+        EpatDriver(str(tmp_path / "ttyUSB9"))
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_silent_peer_is_a_link_timeout_naming_the_url(other_device) -> None:
+    peer = other_device(None)
+    url = f"socket://127.0.0.1:{peer.port}"
+    with pytest.raises(LinkTimeout, match=r"no EPAT unit answered at socket://127\.0\.0\.1"):
+        EpatDriver(url, reply_timeout_s=0.05)
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_a_device_speaking_another_protocol_is_named_as_such(other_device) -> None:
+    peer = other_device(b'-113,"Undefined header"\n')
+    with pytest.raises(ProtocolError, match="another kind of device"):
+        EpatDriver(f"socket://127.0.0.1:{peer.port}", reply_timeout_s=0.05)
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_a_unit_of_another_protocol_version_is_refused(make_unit: UnitFactory) -> None:
+    unit = make_unit(protocol=2)
+    with pytest.raises(ProtocolError, match="speaks EPAT protocol 2"):
+        unit.driver()
+
+
+@pytest.mark.req("EPAT-LOG-1")
+def test_every_byte_goes_to_the_communication_log(make_unit: UnitFactory, tmp_path: Path) -> None:
+    unit = make_unit()
+    path = tmp_path / "comm.jsonl"
+    log = CommLog(path)
+    driver = unit.driver(commlog=log)
+    driver.status()
+    driver.applicator()
+    driver.close()
+    log.close()
+    records = list(read_commlog(path))
+    assert records == log.records()
+    tx = [f for r in records if r.direction == "tx" for f in decode_frames(r.data)]
+    rx = [f for r in records if r.direction == "rx" for f in decode_frames(r.data)]
+    assert [f.cmd for f in tx][:4] == [
+        Command.HELLO,
+        Command.HEARTBEAT,
+        Command.GET_STATUS,
+        Command.GET_APPLICATOR,
+    ]
+    assert [f.seq for f in rx if f.cmd in (Reply.ACK, Reply.NAK)] == [f.seq for f in tx]
+    assert all(a.t_ns <= b.t_ns for a, b in itertools.pairwise(records))
