@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from device_drivers.commlog import CommLog
+from device_drivers.emtt.driver import EmttDriver
 from device_drivers.emtt.server import EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
 from tests.device_drivers.emtt.emtt_helpers import Wire
@@ -27,3 +29,30 @@ def wire(server: EmttTcpServer) -> Iterator[Wire]:
     client = Wire(server.port)
     yield client
     client.close()
+
+
+#: Speed factor of the driver tests: the 1 s watchdog is 50 ms of wall time.
+SPEED = 20.0
+
+
+@pytest.fixture
+def fast_simulator() -> EmttSimulator:
+    return EmttSimulator(speed=SPEED, seed=11)
+
+
+@pytest.fixture
+def fast_server(fast_simulator: EmttSimulator) -> Iterator[EmttTcpServer]:
+    with EmttTcpServer(fast_simulator) as srv:
+        yield srv
+
+
+@pytest.fixture
+def commlog() -> CommLog:
+    return CommLog()
+
+
+@pytest.fixture
+def driver(fast_server: EmttTcpServer, commlog: CommLog) -> Iterator[EmttDriver]:
+    device = EmttDriver(fast_server.resource, heartbeat_interval_s=0.3 / SPEED, commlog=commlog)
+    yield device
+    device.close()

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
 
+from device_drivers.commlog import CommLog
 from device_drivers.emtt.unit import Applicator, EmttUnit
+from device_drivers.interface import DeviceMessage, DeviceParameters
+
+T = TypeVar("T")
 
 
 class Wire:
@@ -69,3 +77,36 @@ class Wire:
 
 def fitted_unit() -> EmttUnit:
     return EmttUnit(applicator=Applicator("EMT-A1", "A1-1", 0))
+
+
+def sent_lines(log: CommLog) -> list[str]:
+    """The lines the host wrote, in order, from its communication log."""
+    return [r.data.decode("ascii").rstrip("\n") for r in log.records() if r.direction == "tx"]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 3.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.005)
+
+
+def session_params(field: str = "40", freq: str = "5", pulses: int = 4000) -> DeviceParameters:
+    return DeviceParameters(frequency_hz=Decimal(freq), pulses=pulses, field_mt=Decimal(field))
+
+
+class Inbox:
+    """A listener that keeps every message, thread-safely."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: list[DeviceMessage] = []
+
+    def __call__(self, message: DeviceMessage) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def of(self, kind: type[T]) -> list[T]:
+        with self._lock:
+            return [m for m in self.messages if isinstance(m, kind)]

@@ -1,0 +1,588 @@
+"""The EMTT driver: the common TherapyDevice interface over SCPI on a VISA resource.
+
+What it adds to the wire (``wire.py``) and the codec (``codec.py``):
+
+- every setting and session command is judged by the unit's own error queue, drained
+  before (so a stale error never blames it) and after it; the unit's error becomes a typed
+  exception: ``DeviceFault`` when the unit is latched in FAULT, else ``DeviceRejected``;
+- session commands are written once and never repeated blindly: the state read after each one
+  says whether it took effect;
+- heartbeats (``SYST:HEAR``) go out automatically while the unit is ARMED, DELIVERING or PAUSED;
+- the status stream polls ``SESS:STAT?`` and reports state changes as events; listeners are
+  called on one dispatcher thread, never under a lock and never on the caller's thread;
+- ``close()`` leaves the unit stopped and idle (a latched FAULT stays latched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from device_drivers.commlog import CommLog
+from device_drivers.emtt import constants as c
+from device_drivers.emtt.codec import (
+    ENVELOPE_QUERY,
+    SETTINGS_QUERY,
+    ErrorEntry,
+    parse_applicator,
+    parse_envelope,
+    parse_identity,
+    parse_log_page,
+    parse_self_test,
+    parse_settings,
+    parse_status,
+    settings_line,
+)
+from device_drivers.emtt.scpi import line_has_query
+from device_drivers.emtt.wire import LinkStats, ScpiWire
+from device_drivers.errors import (
+    CommandRefused,
+    DeviceError,
+    DeviceFault,
+    DeviceRejected,
+    LinkLost,
+    LinkTimeout,
+    ProtocolError,
+)
+from device_drivers.interface import (
+    WATCHED_STATES,
+    ApplicatorInfo,
+    DeviceEnvelope,
+    DeviceEvent,
+    DeviceIdentity,
+    DeviceMessage,
+    DeviceParameters,
+    DeviceStatus,
+    EventKind,
+    LinkDown,
+    Modality,
+    SelfTestResult,
+    TherapyDevice,
+    UnitState,
+)
+from device_drivers.transports.visa_link import DEFAULT_BACKEND, VisaLink
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_STOPPABLE = frozenset(
+    {UnitState.READY, UnitState.ARMED, UnitState.DELIVERING, UnitState.PAUSED, UnitState.COMPLETE}
+)
+_STATE_NUMBER = {UnitState(name): number for number, name in enumerate(c.STATES)}
+_REJECTED = object()
+#: Polls that may fail in a row (each after its retries) before the unit counts as gone.
+_POLL_FAILURES_FOR_LINK_DOWN = 3
+_POLL_SILENCE_FOR_LINK_DOWN_S = 1.0
+
+_HINTS = {
+    c.APPLICATOR_NOT_CONNECTED: "fit the applicator, then retry",
+    c.COIL_OVERTEMP: "the coil is too hot: let it cool (ARM below 45.0 °C, clear below 40.0 °C)",
+    c.DATA_OUT_OF_RANGE: "the value is outside the unit's limits",
+    c.ILLEGAL_PARAMETER_VALUE: "the value is off the unit's step",
+}
+
+
+class EmttDriver(TherapyDevice):
+    """An open EMT unit on a VISA resource, e.g. ``TCPIP0::127.0.0.1::5025::SOCKET``.
+
+    Opening sends ``*CLS`` and checks ``*IDN?``: a resource where no EMT unit answers raises
+    ``LinkTimeout`` (silence), ``ProtocolError`` (another device) or ``LinkLost`` (no such
+    resource), each saying what to check. ``heartbeat_interval_s`` must be well inside the
+    unit's 1 s watchdog (divide by the speed factor of a sped-up simulator); ``timeout_ms``
+    is per answer (the ICD promises 50 ms); queries are retried ``retries`` times.
+    """
+
+    modality = Modality.EMTT
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        backend: str = DEFAULT_BACKEND,
+        heartbeat_interval_s: float = 0.3,
+        timeout_ms: int = 200,
+        commlog: CommLog | None = None,
+        retries: int = 2,
+    ) -> None:
+        super().__init__()
+        if not 0 < heartbeat_interval_s < c.WATCHDOG_S:
+            raise ValueError(
+                f"heartbeat_interval_s must be between 0 and the unit's {c.WATCHDOG_S} s "
+                f"watchdog, got {heartbeat_interval_s!r}"
+            )
+        self.resource = resource
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._state_lock = threading.Lock()
+        self._last_status: DeviceStatus | None = None
+        self._envelope: DeviceEnvelope | None = None
+        self._dead: str | None = None
+        self._closed = False
+        self._messages: queue.SimpleQueue[DeviceMessage | None] = queue.SimpleQueue()
+        self._stop_heartbeat = threading.Event()
+        self._poll_stop: threading.Event | None = None
+        self._poller: threading.Thread | None = None
+        link = VisaLink(resource, backend=backend, timeout_ms=timeout_ms, commlog=commlog)
+        self._wire = ScpiWire(link, retries=retries)
+        try:
+            self.identity = self._open_session()
+        except BaseException:
+            link.close()
+            raise
+        self._dispatcher = self._thread(self._dispatch_loop, "dispatch")
+        self._heartbeater = self._thread(self._heartbeat_loop, "heartbeat")
+
+    def _thread(self, target: Callable[[], None], role: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=f"emtt-{role}", daemon=True)
+        thread.start()
+        return thread
+
+    def _open_session(self) -> DeviceIdentity:
+        advice = (
+            f"no EMTT unit answered at {self.resource}; is it the right resource, "
+            "or another kind of device?"
+        )
+        try:
+            self._wire.write("*CLS")
+            identity = self._wire.query("*IDN?", parse_identity)
+            self._status()
+        except LinkTimeout as exc:
+            raise LinkTimeout(f"{advice} ({exc})") from exc
+        except ProtocolError as exc:
+            raise ProtocolError(f"{advice} ({exc})") from exc
+        except LinkLost as exc:
+            if isinstance(exc.__cause__, UnicodeDecodeError):
+                raise ProtocolError(f"{advice} (it answered with non-ASCII bytes)") from exc
+            raise
+        return identity
+
+    # --- identity and limits ------------------------------------------------------------
+    def identify(self) -> DeviceIdentity:
+        return self._call(lambda: self._wire.query("*IDN?", parse_identity))
+
+    def envelope(self) -> DeviceEnvelope:
+        """The unit's limits from its ``? MIN`` / ``? MAX`` queries (read once, then cached)."""
+        if self._envelope is None:
+            self._envelope = self._call(lambda: self._wire.query(ENVELOPE_QUERY, parse_envelope))
+        return self._envelope
+
+    def applicator(self) -> ApplicatorInfo:
+        return self._call(lambda: self._wire.query("SYST:APPL?", parse_applicator))
+
+    def settings(self) -> DeviceParameters | None:
+        """What the unit holds now (None after power-up or ``*RST``)."""
+        return self._call(lambda: self._wire.query(SETTINGS_QUERY, parse_settings))
+
+    # --- treatment ----------------------------------------------------------------------
+    def load_parameters(self, params: DeviceParameters) -> DeviceParameters:
+        """Check against the envelope (reject, never clamp), send, read back, compare."""
+        line = settings_line(params, self.envelope())
+        self._command(line, {UnitState.READY}, "loading the parameters")
+        held = self.settings()
+        if held is None or held != params:
+            raise ProtocolError(
+                f"the unit holds {held} after loading {params}; not using it (read-back mismatch)"
+            )
+        return held
+
+    def arm(self) -> None:
+        """ARM, after checking that the applicator has rated life left for the whole session."""
+        applicator = self.applicator()
+        target = self.status().target
+        if applicator.present and applicator.shots_remaining < target:
+            raise CommandRefused(
+                f"the applicator {applicator.serial} has {applicator.shots_remaining:,} pulses "
+                f"of rated life left, fewer than the {target:,} planned; replace it "
+                "(the EMTT unit does not stop at its rating, so the console does not arm)"
+            )
+        self._command("SESS:ARM", {UnitState.ARMED}, "arming")
+
+    def disarm(self) -> int:
+        status = self.status()
+        if status.state is UnitState.IDLE:
+            return status.delivered
+        if status.state is UnitState.FAULT:
+            raise self._fault_of(status, "disarming")
+        return self._command("SESS:STOP", {UnitState.IDLE}, "disarming").delivered
+
+    def start(self) -> None:
+        self._command("SESS:STAR", {UnitState.DELIVERING, UnitState.COMPLETE}, "starting")
+
+    def pause(self) -> int:
+        return self._command("SESS:PAUS", {UnitState.PAUSED}, "pausing").delivered
+
+    def resume(self) -> None:
+        self._command("SESS:RES", {UnitState.DELIVERING, UnitState.COMPLETE}, "resuming")
+
+    def stop(self) -> int:
+        """Planned end: ``SESS:STOP`` → IDLE with the count kept; already IDLE → its count."""
+        status = self.status()
+        if status.state is UnitState.IDLE:
+            return status.delivered
+        return self._command("SESS:STOP", {UnitState.IDLE}, "stopping").delivered
+
+    def emergency_stop(self) -> int:
+        """``ABORt`` at once (even while another thread waits for an answer), then read the
+        final count; sent again only if the state read shows it did not take effect."""
+        if self._closed:
+            raise LinkLost("the driver is closed; open it again")
+        self._wire.cancel_retries()
+        try:
+            self._wire.write("ABOR")
+            with self._wire.exchange:
+                self._wire.cancel_retries(False)
+                for _ in range(3):
+                    status = self._status()
+                    if status.state is UnitState.FAULT:
+                        return status.delivered
+                    self._wire.write("ABOR")
+        except LinkLost as exc:
+            self._link_lost(exc)
+            raise
+        finally:
+            self._wire.cancel_retries(False)
+        raise ProtocolError("the unit did not enter FAULT after three ABORt commands")
+
+    def clear_fault(self) -> None:
+        self._command("SYST:FAUL:CLE", {UnitState.IDLE}, "clearing the fault")
+
+    # --- monitoring ---------------------------------------------------------------------
+    def status(self) -> DeviceStatus:
+        if self._dead is not None or self._closed:
+            raise self._unavailable()
+        try:
+            return self._status()
+        except LinkLost as exc:
+            self._link_lost(exc)
+            raise
+
+    def heartbeat(self) -> UnitState:
+        """Feed the watchdog now and return the unit's state (one exchange)."""
+        return self._call(
+            lambda: self._observe(self._wire.query("SYST:HEAR;:SESS:STAT?", parse_status))
+        ).state
+
+    def start_status_stream(self, period_s: float) -> None:
+        if not period_s > 0:
+            raise ValueError(f"the status period must be > 0 s, got {period_s!r}")
+        self._call(lambda: None)
+        self.stop_status_stream()
+        stop = threading.Event()
+        self._poll_stop = stop
+        self._poller = self._thread(lambda: self._poll_loop(period_s, stop), "status")
+
+    def stop_status_stream(self) -> None:
+        stop, poller = self._poll_stop, self._poller
+        self._poll_stop = self._poller = None
+        if stop is not None:
+            stop.set()
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(2.0)
+
+    @property
+    def link_stats(self) -> LinkStats:
+        """Round-trip times, timeouts, retries, garbled answers, heartbeats (service console)."""
+        return self._wire.stats()
+
+    # --- service ------------------------------------------------------------------------
+    def self_test(self) -> SelfTestResult:
+        """``*TST?`` (only in IDLE; otherwise the unit refuses with -221)."""
+        return self._call(lambda: self._guarded_query("*TST?", parse_self_test))
+
+    def coil_diagnostics(self) -> str:
+        """``DIAGnostic:COIL?`` as the unit answers it: ``<inductance_uH>,<resistance_mOhm>``."""
+        return self._call(lambda: self._guarded_query("DIAG:COIL?", str))
+
+    def event_log(self, from_index: int = 0) -> list[DeviceEvent]:
+        if from_index < 0:
+            raise ValueError(f"event log indexes start at 0, got {from_index}")
+
+        def read() -> list[DeviceEvent]:
+            events: list[DeviceEvent] = []
+            index = from_index
+            for _ in range(c.LOG_CAPACITY // c.LOG_PAGE + 2):
+                page = self._wire.query(f"DIAG:LOG? {index}", parse_log_page)
+                events += page
+                if len(page) < c.LOG_PAGE:
+                    break
+                index = (page[-1].index or 0) + 1
+            return events
+
+        return self._call(read)
+
+    def raw_command(self, line: str) -> str | None:
+        """Send one SCPI line as typed (service console); its answer, or None for a command.
+
+        Refused (``CommandRefused``, nothing sent) while the unit is ARMED, DELIVERING or
+        PAUSED. Not retried. A command the unit rejects raises its error as usual.
+        """
+        if not line.strip() or any(ch in line for ch in "\r\n"):
+            raise ValueError("give exactly one non-empty SCPI line")
+
+        def send() -> str | None:
+            state = self._status().state
+            if state in WATCHED_STATES:
+                raise CommandRefused(
+                    f"raw commands are refused while the unit is {state}; stop it first"
+                )
+            with self._wire.exchange:
+                self._wire.write(line)
+                reply = None
+                if line_has_query(line):
+                    try:
+                        reply = self._wire.read_answer()
+                    except LinkTimeout:
+                        self._raise_queued(line, None)  # a refused query gives no answer
+                        raise
+                else:
+                    self._raise_queued(line, None)
+            self._status()  # learn the state the line left (heartbeats start if it armed)
+            return reply
+
+        return self._call(send)
+
+    def close(self) -> None:
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.stop_status_stream()
+            self._leave_safe()
+        except Exception:  # close() never raises
+            _log.exception("closing the EMTT driver at %s", self.resource)
+        finally:
+            self._stop_heartbeat.set()
+            if self._heartbeater is not threading.current_thread():
+                self._heartbeater.join(2.0)
+            self._wire.link.close()
+            self._messages.put(None)
+            if self._dispatcher is not threading.current_thread():
+                self._dispatcher.join(2.0)
+
+    # --- internals: exchanges -----------------------------------------------------------
+    def _call(self, action: Callable[[], T]) -> T:
+        if self._dead is not None or self._closed:
+            raise self._unavailable()
+        try:
+            return action()
+        except LinkLost as exc:
+            self._link_lost(exc)
+            raise
+
+    def _status(self) -> DeviceStatus:
+        return self._observe(self._wire.query("SESS:STAT?", parse_status))
+
+    def _command(self, line: str, expect: set[UnitState], what: str) -> DeviceStatus:
+        """Write a command once; judge it by the error queue and the state it left."""
+
+        def run() -> DeviceStatus:
+            with self._wire.exchange:
+                stale = self._wire.drain_errors()
+                if stale:
+                    _log.warning("errors queued before %r: %s", line, ", ".join(map(str, stale)))
+                self._wire.write(line)
+                try:
+                    errors, uncertain = self._wire.drain_errors(), False
+                except (LinkTimeout, ProtocolError):
+                    errors, uncertain = [], True
+                try:
+                    status = self._status()
+                except (LinkTimeout, ProtocolError):
+                    if errors:
+                        raise self._rejection(line, errors, None) from None
+                    raise
+            if errors:
+                raise self._rejection(line, errors, status)
+            if status.state in expect:
+                return status
+            if status.state is UnitState.FAULT:
+                raise self._fault_of(status, what)
+            if uncertain:
+                raise LinkTimeout(
+                    f"could not confirm {what}: the error queue did not answer and the unit is "
+                    f"{status.state}"
+                )
+            raise ProtocolError(
+                f"the unit took {line!r} without an error but is {status.state}, "
+                f"not {' or '.join(sorted(expect))}"
+            )
+
+        return self._call(run)
+
+    def _guarded_query(self, query: str, parse: Callable[[str], T]) -> T:
+        """A query the unit may refuse: ``*OPC?;`` in front proves a refusal without a timeout
+        (answers before an error are still sent), then the error queue says why."""
+
+        def guarded(reply: str) -> object:
+            if reply == "1":
+                return _REJECTED
+            if not reply.startswith("1;"):
+                raise ProtocolError(f"unexpected answer to {query!r}: {reply[:80]!r}")
+            return parse(reply[2:])
+
+        with self._wire.exchange:
+            result = self._wire.query(f"*OPC?;{query}", guarded)
+            if result is _REJECTED:
+                self._raise_queued(query, f"the unit refused {query!r} but queued no error")
+        return result  # type: ignore[return-value]
+
+    def _raise_queued(self, line: str, if_none: str | None) -> None:
+        """Raise the unit's queued errors as the answer to ``line`` (``if_none``: none queued)."""
+        errors = self._wire.drain_errors()
+        if errors:
+            raise self._rejection(line, errors, self._status())
+        if if_none is not None:
+            raise ProtocolError(if_none)
+
+    def _rejection(
+        self, line: str, errors: list[ErrorEntry], status: DeviceStatus | None
+    ) -> DeviceError:
+        device = [e for e in errors if e.code in c.DEVICE_ERRORS]
+        latched = status is not None and status.state is UnitState.FAULT
+        if latched and not device and errors[0].code == c.SETTINGS_CONFLICT:
+            assert status is not None
+            return DeviceFault(
+                f"the unit refused {line!r} ({errors[0]}): it is latched in FAULT "
+                f"({', '.join(status.faults) or 'unknown'}); remove the cause, then clear it",
+                faults=status.faults,
+                delivered=status.delivered,
+            )
+        if device and (status is None or latched):
+            faults = tuple(dict.fromkeys(c.FAULT_NAMES[e.code] for e in device))
+            return DeviceFault(
+                f"the unit is latched in FAULT ({', '.join(faults)}) after {line!r}: "
+                f"{'; '.join(map(str, errors))}; remove the cause, then clear the fault",
+                faults=faults,
+                delivered=status.delivered if status is not None else None,
+            )
+        entry = device[0] if device else errors[0]
+        if entry.code == c.SETTINGS_CONFLICT and status is not None:
+            hint = f"not allowed while the unit is {status.state}"
+        else:
+            hint = _HINTS.get(entry.code, "see the EMTT ICD")
+        return DeviceRejected(
+            f"the unit refused {line!r}: {entry} ({hint})",
+            code=entry.code,
+            name=entry.message,
+            detail=line,
+        )
+
+    def _fault_of(self, status: DeviceStatus, what: str) -> DeviceFault:
+        return DeviceFault(
+            f"{what}: the unit is latched in FAULT ({', '.join(status.faults) or 'unknown'}); "
+            "remove the cause, then clear the fault",
+            faults=status.faults,
+            delivered=status.delivered,
+        )
+
+    def _leave_safe(self) -> None:
+        """Best effort: end stopped and idle (a latched FAULT stays latched)."""
+        try:
+            status: DeviceStatus | None = self._status()
+        except DeviceError:
+            with contextlib.suppress(DeviceError):
+                self._wire.write("SESS:STOP")
+            return
+        assert status is not None
+        if status.state not in _STOPPABLE:
+            return
+        self._wire.write("SESS:STOP")
+        try:
+            status = self._status()
+        except DeviceError:
+            status = None
+        if status is None or status.state in WATCHED_STATES:
+            self._wire.write("ABOR")  # never leave it armed or delivering
+
+    # --- internals: state, events, threads ----------------------------------------------
+    def _observe(self, status: DeviceStatus, publish: bool = False) -> DeviceStatus:
+        """Remember the latest status; queue it (``publish``) and the events it implies."""
+        with self._state_lock:
+            previous, self._last_status = self._last_status, status
+            if publish:
+                self._messages.put(status)
+            if previous is not None and previous.state is not status.state:
+                for event in _events_between(previous, status):
+                    self._messages.put(event)
+        return status
+
+    def _dispatch_loop(self) -> None:
+        while (message := self._messages.get()) is not None:
+            self._notify(message)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.heartbeat_interval_s):
+            if self._dead is not None:
+                return
+            last = self._last_status
+            if last is None or last.state not in WATCHED_STATES:
+                continue
+            try:
+                self._wire.write("SYST:HEAR")
+                self._wire.heartbeats += 1
+            except LinkLost as exc:
+                self._link_lost(exc)
+                return
+            except DeviceError:
+                _log.warning("heartbeat to %s failed", self.resource, exc_info=True)
+
+    def _poll_loop(self, period_s: float, stop: threading.Event) -> None:
+        due = time.monotonic()
+        failures, failing_since = 0, 0.0
+        while not stop.is_set() and self._dead is None:
+            try:
+                self._observe(self._wire.query("SESS:STAT?", parse_status), publish=True)
+                failures = 0
+            except LinkLost as exc:
+                self._link_lost(exc)
+                return
+            except DeviceError as exc:
+                failures += 1
+                failing_since = failing_since if failures > 1 else time.monotonic()
+                silent_s = time.monotonic() - failing_since
+                if (
+                    failures >= _POLL_FAILURES_FOR_LINK_DOWN
+                    and silent_s >= _POLL_SILENCE_FOR_LINK_DOWN_S
+                ):
+                    self._link_lost(LinkLost(f"the unit stopped answering status queries: {exc}"))
+                    return
+            due += period_s
+            now = time.monotonic()
+            if due < now:
+                due = now
+            stop.wait(due - now)
+
+    def _link_lost(self, exc: DeviceError) -> None:
+        """Mark the link dead once: listeners get LinkDown; heartbeats stop (the unit's
+        watchdog then stops it); every later call raises LinkLost until reopened."""
+        with self._state_lock:
+            if self._dead is not None:
+                return
+            self._dead = str(exc)
+            self._messages.put(LinkDown(str(exc)))
+
+    def _unavailable(self) -> LinkLost:
+        if self._closed:
+            return LinkLost(f"the driver for {self.resource} is closed; open it again")
+        return LinkLost(f"the link to {self.resource} was lost ({self._dead}); reopen the driver")
+
+
+def _events_between(previous: DeviceStatus, status: DeviceStatus) -> list[DeviceEvent]:
+    """Events for a state change the host observed, in the unit's own log order."""
+    events = []
+    if status.state is UnitState.FAULT and status.fault_code:
+        code = status.fault_code
+        text = f"fault {c.FAULT_NAMES[code]} ({code}, {c.ERROR_MESSAGES[code]})"
+        events.append(DeviceEvent(EventKind.FAULT, code, text, state=UnitState.FAULT))
+    number = _STATE_NUMBER[status.state]
+    text = f"state {previous.state} → {status.state}"
+    events.append(DeviceEvent(EventKind.STATE_CHANGE, number, text, state=status.state))
+    if status.state is UnitState.COMPLETE:
+        text = f"session complete: {status.delivered} pulses delivered"
+        events.append(DeviceEvent(EventKind.COMPLETION, status.delivered, text, state=status.state))
+    return events
