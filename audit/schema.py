@@ -143,6 +143,7 @@ class TreatmentSession(Base):
         CheckConstraint("pain_before IS NULL OR pain_before BETWEEN 0 AND 10", name="pain_before"),
         CheckConstraint("pain_after IS NULL OR pain_after BETWEEN 0 AND 10", name="pain_after"),
         Index("ix_treatment_sessions_patient_date", "patient_id", "session_date"),
+        Index("ix_treatment_sessions_device_serial", "device_serial"),  # migration 0002
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -220,6 +221,7 @@ class AuditEventRow(Base):
         Index("ix_audit_events_subject_ts", "subject_type", "subject_id", "ts"),
         Index("ix_audit_events_ts", "ts"),
         Index("ix_audit_events_action_ts", "action", "ts"),
+        Index("ix_audit_events_actor_ts", "actor", "ts"),  # migration 0002 (admin review)
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

@@ -105,6 +105,8 @@ class UserDirectory:
     def set_active(self, actor: Actor, user_id: str, active: bool) -> UserRecord:
         with self.trail.write() as session:
             user = self._load(session, user_id)
+            if not active:
+                _refuse_if_last_admin(session, user, "disabled")
             user.active = active
             self.trail.append_in(
                 session,
@@ -132,6 +134,37 @@ class UserDirectory:
                 {"by": actor.user_id, "unlocked": was_locked},
             )
             return _record(user)
+
+    def set_role(self, actor: Actor, user_id: str, role: str) -> UserRecord:
+        """Give a user another role (who may do so is decided in ``console/``); audited with
+        the old and the new role."""
+        if role not in PERSON_ROLES:
+            raise AuditDataError(f"role {role!r} is not one of {', '.join(PERSON_ROLES)}")
+        with self.trail.write() as session:
+            user = self._load(session, user_id)
+            if user.role == role:
+                raise AuditDataError(f"{user_id} already has the role {role}; nothing to change")
+            if role != "admin":
+                _refuse_if_last_admin(session, user, "given another role")
+            old = user.role
+            user.role = role
+            self.trail.append_in(
+                session,
+                actor,
+                "user.role_changed",
+                Subject("user", user_id),
+                {"from": old, "to": role},
+            )
+            return _record(user)
+
+    def replace_hash(self, actor: Actor, user_id: str, password_hash: str) -> None:
+        """Store a stronger hash of the same password (after a successful sign-in)."""
+        with self.trail.write() as session:
+            user = self._load(session, user_id)
+            user.password_hash = password_hash
+            self.trail.append_in(
+                session, actor, "user.password_rehashed", Subject("user", user_id), {}
+            )
 
     def unlock(self, actor: Actor, user_id: str) -> UserRecord:
         with self.trail.write() as session:
@@ -194,3 +227,22 @@ class UserDirectory:
         if user is None:
             raise NotFound(f"there is no user {user_id!r}")
         return user
+
+
+def _refuse_if_last_admin(session: Session, user: User, change: str) -> None:
+    """Inside the (serialised) write transaction, so two admins acting at once on two consoles
+    cannot both remove "the other" admin: at least one active, unlocked admin must remain."""
+    if user.role != "admin" or not user.active:
+        return
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.role == "admin", User.active.is_(True), User.locked.is_(False), User.id != user.id
+        )
+    )
+    if not others:
+        raise AuditDataError(
+            f"{user.id} is the last active admin and cannot be {change}: add or unlock another "
+            "admin first (the clinic would otherwise have nobody to manage users)"
+        )
