@@ -6,6 +6,7 @@ import re
 import secrets
 from datetime import date
 
+import structlog
 from sqlalchemy import select
 
 from audit.canonical import utc_now_ts
@@ -15,6 +16,7 @@ from audit.schema import Patient
 from audit.trail import MIN_REASON_CHARS, AuditTrail
 from audit.values import PatientRecord
 
+log = structlog.get_logger("audit.patients")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
 
@@ -70,7 +72,8 @@ class PatientRegistry:
                 Subject("patient", patient_id),
                 {"pseudonym": pseudonym, "birth_date": birth_date.isoformat()},
             )
-            return _record(patient)
+        log.info("patient_created", patient_id=patient_id, by=actor.user_id)
+        return _record(patient)
 
     def change(
         self,
@@ -118,7 +121,8 @@ class PatientRegistry:
             if patient is None:
                 raise NotFound(f"there is no patient {patient_id!r}")
             self.trail.append_in(session, actor, "patient.viewed", Subject("patient", patient_id))
-            return _record(patient)
+        log.info("patient_viewed", patient_id=patient_id, by=actor.user_id)
+        return _record(patient)
 
     def find(self, pseudonym_prefix: str, limit: int = 50) -> list[PatientRecord]:
         """Patients whose pseudonym starts with the text (a list of codes, not a record read)."""

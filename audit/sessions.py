@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ from audit.values import (
     thaw,
 )
 
+log = structlog.get_logger("audit.sessions")
 SESSION_STATES = (
     "screening",
     "planned",
@@ -348,7 +350,9 @@ class SessionBook:
                 session, actor, "session.transition", Subject("session", session_id), payload
             )
             self._session_event(session, session_id, event.seq, event.ts, event.action, payload)
-            return _record(session, row)
+            record = _record(session, row)
+        log.info("session_transition", session_id=session_id, old=old, new=new, seq=event.seq)
+        return record
 
     def record_event(
         self, actor: Actor, session_id: str, action: str, data: Mapping[str, Any] | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from audit.store import RecordStore, describe
 from audit.witness import record_witness
 
 CHECKPOINT_EVERY = 1000
+log = structlog.get_logger("audit.trail")
 MIN_REASON_CHARS = 10
 TRAIL_SUBJECT = Subject("trail", "audit")
 _WRITE_MARK = "audit_write_transaction"
@@ -280,6 +282,11 @@ class AuditTrail:
         if self.witness_path is not None:
             path, database = self.witness_path, describe(self.store.url)
             after_commit.append(lambda: record_witness(path, database, event.seq, event.hash))
+        after_commit.append(
+            lambda: log.info(
+                "audit_checkpoint", seq=event.seq, head_seq=head.seq, key_id=self.signer.key_id
+            )
+        )
         return event
 
     # ------------------------------------------------------------------ reading

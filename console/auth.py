@@ -163,7 +163,7 @@ class AuthService:
         user = SignedInUser(creds.user_id, creds.full_name, creds.role, self.workstation)
         self.users.record_login(user.actor)
         if self.hasher.check_needs_rehash(creds.password_hash):
-            self.users.set_password_hash(user.actor, user.user_id, self.hasher.hash(password))
+            self.users.replace_hash(user.actor, user.user_id, self.hasher.hash(password))
         log.info("login", user_id=user.user_id, role=user.role)
         return user
 

@@ -12,10 +12,13 @@ import itertools
 import sys
 from pathlib import Path
 
+import structlog
+
 from audit import Actor, AuditTrail, Subject, load_or_create_signer, open_store
 
 
 def main(argv: list[str]) -> int:
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: acks
     url, key_file, worker, count = argv[0], Path(argv[1]), int(argv[2]), int(argv[3])
     every = int(argv[4]) if len(argv) > 4 else 1000
     signer, _ = load_or_create_signer(key_file)
