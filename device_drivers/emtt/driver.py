@@ -7,9 +7,9 @@ What it adds to the wire (``wire.py``) and the codec (``codec.py``):
   exception: ``DeviceFault`` when the unit is latched in FAULT, else ``DeviceRejected``;
 - session commands are written once and never repeated blindly: the state read after each one
   says whether it took effect;
-- heartbeats (``SYST:HEAR``) go out automatically while the unit is ARMED, DELIVERING or PAUSED;
-- the status stream polls ``SESS:STAT?`` and reports state changes as events; listeners are
-  called on one dispatcher thread, never under a lock and never on the caller's thread;
+- heartbeats (``SYST:HEAR``) go out automatically while the unit is ARMED, DELIVERING or
+  PAUSED, and the status stream polls ``SESS:STAT?`` and reports state changes as events
+  (both in ``monitor.py``; listeners run on its dispatcher thread);
 - ``close()`` leaves the unit stopped and idle (a latched FAULT stays latched).
 """
 
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,7 +26,6 @@ from device_drivers.emtt import constants as c
 from device_drivers.emtt.codec import (
     ENVELOPE_QUERY,
     SETTINGS_QUERY,
-    ErrorEntry,
     parse_applicator,
     parse_envelope,
     parse_identity,
@@ -38,13 +35,13 @@ from device_drivers.emtt.codec import (
     parse_status,
     settings_line,
 )
+from device_drivers.emtt.monitor import UnitMonitor
 from device_drivers.emtt.scpi import line_has_query
+from device_drivers.emtt.verdicts import fault_of, rejection
 from device_drivers.emtt.wire import LinkStats, ScpiWire
 from device_drivers.errors import (
     CommandRefused,
     DeviceError,
-    DeviceFault,
-    DeviceRejected,
     LinkLost,
     LinkTimeout,
     ProtocolError,
@@ -55,11 +52,8 @@ from device_drivers.interface import (
     DeviceEnvelope,
     DeviceEvent,
     DeviceIdentity,
-    DeviceMessage,
     DeviceParameters,
     DeviceStatus,
-    EventKind,
-    LinkDown,
     Modality,
     SelfTestResult,
     TherapyDevice,
@@ -73,18 +67,7 @@ T = TypeVar("T")
 _STOPPABLE = frozenset(
     {UnitState.READY, UnitState.ARMED, UnitState.DELIVERING, UnitState.PAUSED, UnitState.COMPLETE}
 )
-_STATE_NUMBER = {UnitState(name): number for number, name in enumerate(c.STATES)}
 _REJECTED = object()
-#: Polls that may fail in a row (each after its retries) before the unit counts as gone.
-_POLL_FAILURES_FOR_LINK_DOWN = 3
-_POLL_SILENCE_FOR_LINK_DOWN_S = 1.0
-
-_HINTS = {
-    c.APPLICATOR_NOT_CONNECTED: "fit the applicator, then retry",
-    c.COIL_OVERTEMP: "the coil is too hot: let it cool (ARM below 45.0 °C, clear below 40.0 °C)",
-    c.DATA_OUT_OF_RANGE: "the value is outside the unit's limits",
-    c.ILLEGAL_PARAMETER_VALUE: "the value is off the unit's step",
-}
 
 
 class EmttDriver(TherapyDevice):
@@ -116,30 +99,20 @@ class EmttDriver(TherapyDevice):
                 f"watchdog, got {heartbeat_interval_s!r}"
             )
         self.resource = resource
-        self.heartbeat_interval_s = heartbeat_interval_s
         self._state_lock = threading.Lock()
-        self._last_status: DeviceStatus | None = None
         self._envelope: DeviceEnvelope | None = None
-        self._dead: str | None = None
         self._closed = False
-        self._messages: queue.SimpleQueue[DeviceMessage | None] = queue.SimpleQueue()
-        self._stop_heartbeat = threading.Event()
-        self._poll_stop: threading.Event | None = None
-        self._poller: threading.Thread | None = None
         link = VisaLink(resource, backend=backend, timeout_ms=timeout_ms, commlog=commlog)
         self._wire = ScpiWire(link, retries=retries)
+        self._monitor = UnitMonitor(
+            self._wire, self._notify, heartbeat_interval_s=heartbeat_interval_s, name=resource
+        )
         try:
             self.identity = self._open_session()
         except BaseException:
             link.close()
             raise
-        self._dispatcher = self._thread(self._dispatch_loop, "dispatch")
-        self._heartbeater = self._thread(self._heartbeat_loop, "heartbeat")
-
-    def _thread(self, target: Callable[[], None], role: str) -> threading.Thread:
-        thread = threading.Thread(target=target, name=f"emtt-{role}", daemon=True)
-        thread.start()
-        return thread
+        self._monitor.start()
 
     def _open_session(self) -> DeviceIdentity:
         advice = (
@@ -206,7 +179,7 @@ class EmttDriver(TherapyDevice):
         if status.state is UnitState.IDLE:
             return status.delivered
         if status.state is UnitState.FAULT:
-            raise self._fault_of(status, "disarming")
+            raise fault_of(status, "disarming")
         return self._command("SESS:STOP", {UnitState.IDLE}, "disarming").delivered
 
     def start(self) -> None:
@@ -252,7 +225,7 @@ class EmttDriver(TherapyDevice):
 
     # --- monitoring ---------------------------------------------------------------------
     def status(self) -> DeviceStatus:
-        if self._dead is not None or self._closed:
+        if self._monitor.lost is not None or self._closed:
             raise self._unavailable()
         try:
             return self._status()
@@ -263,25 +236,21 @@ class EmttDriver(TherapyDevice):
     def heartbeat(self) -> UnitState:
         """Feed the watchdog now and return the unit's state (one exchange)."""
         return self._call(
-            lambda: self._observe(self._wire.query("SYST:HEAR;:SESS:STAT?", parse_status))
+            lambda: self._monitor.observe(self._wire.query("SYST:HEAR;:SESS:STAT?", parse_status))
         ).state
 
     def start_status_stream(self, period_s: float) -> None:
         if not period_s > 0:
             raise ValueError(f"the status period must be > 0 s, got {period_s!r}")
         self._call(lambda: None)
-        self.stop_status_stream()
-        stop = threading.Event()
-        self._poll_stop = stop
-        self._poller = self._thread(lambda: self._poll_loop(period_s, stop), "status")
+        self._monitor.start_polling(period_s)
 
     def stop_status_stream(self) -> None:
-        stop, poller = self._poll_stop, self._poller
-        self._poll_stop = self._poller = None
-        if stop is not None:
-            stop.set()
-        if poller is not None and poller is not threading.current_thread():
-            poller.join(2.0)
+        self._monitor.stop_polling()
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self._monitor.heartbeat_interval_s
 
     @property
     def link_stats(self) -> LinkStats:
@@ -351,22 +320,17 @@ class EmttDriver(TherapyDevice):
                 return
             self._closed = True
         try:
-            self.stop_status_stream()
+            self._monitor.stop_polling()
             self._leave_safe()
         except Exception:  # close() never raises
             _log.exception("closing the EMTT driver at %s", self.resource)
         finally:
-            self._stop_heartbeat.set()
-            if self._heartbeater is not threading.current_thread():
-                self._heartbeater.join(2.0)
+            self._monitor.stop()
             self._wire.link.close()
-            self._messages.put(None)
-            if self._dispatcher is not threading.current_thread():
-                self._dispatcher.join(2.0)
 
     # --- internals: exchanges -----------------------------------------------------------
     def _call(self, action: Callable[[], T]) -> T:
-        if self._dead is not None or self._closed:
+        if self._monitor.lost is not None or self._closed:
             raise self._unavailable()
         try:
             return action()
@@ -375,7 +339,7 @@ class EmttDriver(TherapyDevice):
             raise
 
     def _status(self) -> DeviceStatus:
-        return self._observe(self._wire.query("SESS:STAT?", parse_status))
+        return self._monitor.observe(self._wire.query("SESS:STAT?", parse_status))
 
     def _command(self, line: str, expect: set[UnitState], what: str) -> DeviceStatus:
         """Write a command once; judge it by the error queue and the state it left."""
@@ -394,14 +358,14 @@ class EmttDriver(TherapyDevice):
                     status = self._status()
                 except (LinkTimeout, ProtocolError):
                     if errors:
-                        raise self._rejection(line, errors, None) from None
+                        raise rejection(line, errors, None) from None
                     raise
             if errors:
-                raise self._rejection(line, errors, status)
+                raise rejection(line, errors, status)
             if status.state in expect:
                 return status
             if status.state is UnitState.FAULT:
-                raise self._fault_of(status, what)
+                raise fault_of(status, what)
             if uncertain:
                 raise LinkTimeout(
                     f"could not confirm {what}: the error queue did not answer and the unit is "
@@ -435,50 +399,9 @@ class EmttDriver(TherapyDevice):
         """Raise the unit's queued errors as the answer to ``line`` (``if_none``: none queued)."""
         errors = self._wire.drain_errors()
         if errors:
-            raise self._rejection(line, errors, self._status())
+            raise rejection(line, errors, self._status())
         if if_none is not None:
             raise ProtocolError(if_none)
-
-    def _rejection(
-        self, line: str, errors: list[ErrorEntry], status: DeviceStatus | None
-    ) -> DeviceError:
-        device = [e for e in errors if e.code in c.DEVICE_ERRORS]
-        latched = status is not None and status.state is UnitState.FAULT
-        if latched and not device and errors[0].code == c.SETTINGS_CONFLICT:
-            assert status is not None
-            return DeviceFault(
-                f"the unit refused {line!r} ({errors[0]}): it is latched in FAULT "
-                f"({', '.join(status.faults) or 'unknown'}); remove the cause, then clear it",
-                faults=status.faults,
-                delivered=status.delivered,
-            )
-        if device and (status is None or latched):
-            faults = tuple(dict.fromkeys(c.FAULT_NAMES[e.code] for e in device))
-            return DeviceFault(
-                f"the unit is latched in FAULT ({', '.join(faults)}) after {line!r}: "
-                f"{'; '.join(map(str, errors))}; remove the cause, then clear the fault",
-                faults=faults,
-                delivered=status.delivered if status is not None else None,
-            )
-        entry = device[0] if device else errors[0]
-        if entry.code == c.SETTINGS_CONFLICT and status is not None:
-            hint = f"not allowed while the unit is {status.state}"
-        else:
-            hint = _HINTS.get(entry.code, "see the EMTT ICD")
-        return DeviceRejected(
-            f"the unit refused {line!r}: {entry} ({hint})",
-            code=entry.code,
-            name=entry.message,
-            detail=line,
-        )
-
-    def _fault_of(self, status: DeviceStatus, what: str) -> DeviceFault:
-        return DeviceFault(
-            f"{what}: the unit is latched in FAULT ({', '.join(status.faults) or 'unknown'}); "
-            "remove the cause, then clear the fault",
-            faults=status.faults,
-            delivered=status.delivered,
-        )
 
     def _leave_safe(self) -> None:
         """Best effort: end stopped and idle (a latched FAULT stays latched)."""
@@ -499,90 +422,14 @@ class EmttDriver(TherapyDevice):
         if status is None or status.state in WATCHED_STATES:
             self._wire.write("ABOR")  # never leave it armed or delivering
 
-    # --- internals: state, events, threads ----------------------------------------------
-    def _observe(self, status: DeviceStatus, publish: bool = False) -> DeviceStatus:
-        """Remember the latest status; queue it (``publish``) and the events it implies."""
-        with self._state_lock:
-            previous, self._last_status = self._last_status, status
-            if publish:
-                self._messages.put(status)
-            if previous is not None and previous.state is not status.state:
-                for event in _events_between(previous, status):
-                    self._messages.put(event)
-        return status
-
-    def _dispatch_loop(self) -> None:
-        while (message := self._messages.get()) is not None:
-            self._notify(message)
-
-    def _heartbeat_loop(self) -> None:
-        while not self._stop_heartbeat.wait(self.heartbeat_interval_s):
-            if self._dead is not None:
-                return
-            last = self._last_status
-            if last is None or last.state not in WATCHED_STATES:
-                continue
-            try:
-                self._wire.write("SYST:HEAR")
-                self._wire.heartbeats += 1
-            except LinkLost as exc:
-                self._link_lost(exc)
-                return
-            except DeviceError:
-                _log.warning("heartbeat to %s failed", self.resource, exc_info=True)
-
-    def _poll_loop(self, period_s: float, stop: threading.Event) -> None:
-        due = time.monotonic()
-        failures, failing_since = 0, 0.0
-        while not stop.is_set() and self._dead is None:
-            try:
-                self._observe(self._wire.query("SESS:STAT?", parse_status), publish=True)
-                failures = 0
-            except LinkLost as exc:
-                self._link_lost(exc)
-                return
-            except DeviceError as exc:
-                failures += 1
-                failing_since = failing_since if failures > 1 else time.monotonic()
-                silent_s = time.monotonic() - failing_since
-                if (
-                    failures >= _POLL_FAILURES_FOR_LINK_DOWN
-                    and silent_s >= _POLL_SILENCE_FOR_LINK_DOWN_S
-                ):
-                    self._link_lost(LinkLost(f"the unit stopped answering status queries: {exc}"))
-                    return
-            due += period_s
-            now = time.monotonic()
-            if due < now:
-                due = now
-            stop.wait(due - now)
-
     def _link_lost(self, exc: DeviceError) -> None:
-        """Mark the link dead once: listeners get LinkDown; heartbeats stop (the unit's
-        watchdog then stops it); every later call raises LinkLost until reopened."""
-        with self._state_lock:
-            if self._dead is not None:
-                return
-            self._dead = str(exc)
-            self._messages.put(LinkDown(str(exc)))
+        """Latch the link as dead: LinkDown to listeners, heartbeats stop (the unit's watchdog
+        then stops it), every later call raises LinkLost until the driver is reopened."""
+        self._monitor.link_lost(exc)
 
     def _unavailable(self) -> LinkLost:
         if self._closed:
             return LinkLost(f"the driver for {self.resource} is closed; open it again")
-        return LinkLost(f"the link to {self.resource} was lost ({self._dead}); reopen the driver")
-
-
-def _events_between(previous: DeviceStatus, status: DeviceStatus) -> list[DeviceEvent]:
-    """Events for a state change the host observed, in the unit's own log order."""
-    events = []
-    if status.state is UnitState.FAULT and status.fault_code:
-        code = status.fault_code
-        text = f"fault {c.FAULT_NAMES[code]} ({code}, {c.ERROR_MESSAGES[code]})"
-        events.append(DeviceEvent(EventKind.FAULT, code, text, state=UnitState.FAULT))
-    number = _STATE_NUMBER[status.state]
-    text = f"state {previous.state} → {status.state}"
-    events.append(DeviceEvent(EventKind.STATE_CHANGE, number, text, state=status.state))
-    if status.state is UnitState.COMPLETE:
-        text = f"session complete: {status.delivered} pulses delivered"
-        events.append(DeviceEvent(EventKind.COMPLETION, status.delivered, text, state=status.state))
-    return events
+        return LinkLost(
+            f"the link to {self.resource} was lost ({self._monitor.lost}); reopen the driver"
+        )

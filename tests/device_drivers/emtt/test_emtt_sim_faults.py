@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 
@@ -196,3 +197,17 @@ def test_serial_link_on_a_pty_through_pyvisa_asrl() -> None:
         finally:
             inst.close()
             rm.close()
+
+
+@pytest.mark.req("EMTT-SIM-1")
+@pytest.mark.req("EMTT-TEMP-1")
+def test_speed_factor_scales_the_coil_temperature_too() -> None:
+    """At 200× half a wall second is 100 simulated seconds of cooling: 45.5 → about 39.7 °C."""
+    simulator = EmttSimulator(speed=200.0)
+    simulator.force_overtemp()
+    started = time.monotonic()
+    time.sleep(0.5)
+    elapsed_sim = (time.monotonic() - started) * 200.0
+    expected = 25.0 + 20.5 * math.exp(-elapsed_sim / 300.0)
+    assert simulator.snapshot().coil_temp_c == pytest.approx(expected, abs=0.3)
+    assert simulator.snapshot().coil_temp_c < 40.5
