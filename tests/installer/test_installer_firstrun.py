@@ -37,6 +37,15 @@ FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 NOW = dt.datetime(2026, 11, 25, 9, 30, 0, tzinfo=dt.UTC)
 
 
+def previous_revision() -> str:
+    """The revision before the program's head: the schema an older version wrote."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate._config()).get_revision(migrate.head_revision())
+    assert isinstance(head.down_revision, str), "the migration history has one revision only"
+    return head.down_revision
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -44,7 +53,7 @@ def sqlite_url(path: Path) -> str:
 def add_admin(url: str, data: Path) -> None:
     """The first admin, added the way the first-run screen does (console/auth.py)."""
     signer, created = load_or_create_signer(data / "audit-signing-key.pem")
-    store = open_store(url)
+    store = open_store(url, check_schema=False)  # also a database an older version made
     try:
         trail = AuditTrail(store, signer, "room-1", witness_path=data / "audit-witness.json")
         trail.register_signer(created)
@@ -110,6 +119,36 @@ def make_older_database(tmp_path: Path, data: Path) -> Path:
     ):
         src.backup(dst)
     return copy
+
+
+@pytest.mark.req("INST-FIRST-2")
+def test_a_database_at_the_previous_schema_is_backed_up_then_migrated(
+    tmp_path: Path, isolated_console: Path
+) -> None:
+    """The real history: a database written at the revision before head, with an admin."""
+    older_revision = previous_revision()
+    original = tmp_path / "older.sqlite3"
+    migrate.upgrade(sqlite_url(original), older_revision)
+    add_admin(sqlite_url(original), isolated_console)
+    db = isolated_console / "therapy-console.sqlite3"
+    with (
+        contextlib.closing(sqlite3.connect(original)) as src,
+        contextlib.closing(sqlite3.connect(db)) as dst,
+    ):
+        src.backup(dst)
+    before = audit_actions(sqlite_url(db))
+
+    report = prepare_database(now=NOW)
+
+    assert (report.action, report.from_revision) == ("migrated", older_revision)
+    assert report.revision == migrate.head_revision()
+    assert report.backup == db.with_name(
+        f"therapy-console.backup-{older_revision}-20261125T093000Z.sqlite3"
+    )
+    assert firstrun.inspect_database(str(report.backup)).revision == older_revision
+    assert firstrun.inspect_database(str(db)).state is DatabaseState.CURRENT
+    assert audit_actions(str(report.backup)) == before == audit_actions(str(db))
+    assert not report.needs_first_admin
 
 
 @pytest.mark.req("INST-FIRST-2")
@@ -260,16 +299,16 @@ def test_a_prepared_server_database_gets_this_consoles_key(pg_url: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.req("INST-FIRST-4")
 def test_an_older_server_schema_is_migrated_only_after_the_backup_is_confirmed(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
 ) -> None:
-    old_head = migrate.head_revision()
-    migrate.upgrade(pg_url)
-    monkeypatch.setattr(migrate, "_HERE", newer_history(tmp_path))
+    older_revision = previous_revision()
+    migrate.upgrade(pg_url, older_revision)
     with pytest.raises(ServerNotReady, match="pg_dump"):
         prepare_database(pg_url)
-    assert firstrun.inspect_database(pg_url).revision == old_head
+    assert firstrun.inspect_database(pg_url).revision == older_revision
     report = prepare_database(pg_url, server_backup_confirmed=True)
-    assert (report.action, report.from_revision, report.revision) == ("migrated", old_head, "9001")
+    assert (report.action, report.from_revision) == ("migrated", older_revision)
+    assert report.revision == migrate.head_revision()
     assert report.backup is None  # the server's backup is pg_dump's job
 
 
