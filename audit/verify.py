@@ -502,7 +502,8 @@ def verify_store(
     ``keys``: the trusted public keys by key id; None means those registered in the database
     (an auditor passes their own copy instead, which is what exposes a chain rebuilt and
     re-signed with another key). ``progress(done, total)`` is called as rows are checked.
-    ``workers``: processes to use (default: one per CPU for trails over 200,000 events).
+    ``workers``: processes to use (default: one per CPU for SQLite trails over 200,000
+    events, else one).
     """
     started = time.perf_counter()
     extra: list[Problem] = []
@@ -523,7 +524,10 @@ def verify_store(
             progress(done, total)
 
     if workers is None:
-        workers = (os.cpu_count() or 1) if total >= PARALLEL_THRESHOLD else 1
+        # SQLite: the file is read in every worker at full speed. PostgreSQL: the server's own
+        # processes serve the rows, so on one machine more workers only compete with it.
+        parallel = total >= PARALLEL_THRESHOLD and not store.is_postgres
+        workers = (os.cpu_count() or 1) if parallel else 1
     source = describe(store.url)
     if workers <= 1 or total == 0:
         segment = check_rows(_db_batches(store, None, None), keys, anchor_map, on_batch=on_batch)
