@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -151,3 +152,48 @@ def test_every_append_only_table_has_its_guard(db_url: str) -> None:
             }
         expected = {f"{t}_{s}" for t in APPEND_ONLY_TABLES for s in ("append_only", "no_truncate")}
     assert expected <= names
+
+
+@pytest.mark.postgres
+@pytest.mark.req("AUD-APPEND-1")
+def test_the_documented_console_role_can_work_but_not_remove_the_guard(pg_url: str) -> None:
+    """docs/audit.md: the consoles connect as a role with INSERT/SELECT (and UPDATE on the
+    record tables only); with it the record works and the trail's guard cannot be removed."""
+    from audit import AuditTrail, CheckpointSigner
+    from audit.patients import PatientRegistry
+    from tests.audit.helpers import THERAPIST
+
+    upgrade(pg_url)
+    role = f"therapy_console_{pg_url.rsplit('_', 1)[-1]}"
+    admin_url = pg_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(
+            f"GRANT UPDATE ON users, patients, programme_assignments, programme_phases, "
+            f"treatment_sessions TO {role}"
+        )
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    user = pg_url.split("://", 1)[1].split("@", 1)[0]
+    console_url = pg_url.replace(f"://{user}@", f"://{role}@")
+    store = open_store(console_url)
+    try:
+        trail = AuditTrail(store, CheckpointSigner.generate(), "ws-room-2")
+        trail.register_signer(created=True)
+        PatientRegistry(trail).create(THERAPIST, "KN-0001", date(1970, 1, 1))
+        trail.checkpoint()
+        for sql in (
+            "ALTER TABLE audit_events DISABLE TRIGGER USER",
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "UPDATE audit_events SET actor = 'x'",
+        ):
+            with pytest.raises(sqlalchemy.exc.DBAPIError), store.write() as session:
+                session.execute(sqlalchemy.text(sql))
+        from audit.verify import verify_store
+
+        assert verify_store(store).ok
+    finally:
+        store.dispose()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
