@@ -55,17 +55,36 @@ class LinkStats:
     rtt_max_ms: float | None
 
 
-class _Pending:
-    """A command waiting for its reply; the reader thread fills it and sets the event."""
+_COMPLETION = threading.Lock()
 
-    __slots__ = ("cmd", "error", "event", "interrupted", "reply")
+
+class _Pending:
+    """A command waiting for its reply; the reader thread fills it and releases ``signal``.
+
+    A pre-acquired lock is the cheapest wake-up CPython has (an Event is a Condition over a
+    lock); it is released exactly once, by whoever completes the slot first.
+    """
+
+    __slots__ = ("cmd", "done", "error", "interrupted", "reply", "signal")
 
     def __init__(self, cmd: int) -> None:
         self.cmd = cmd
-        self.event = threading.Event()
+        self.signal = threading.Lock()
+        self.signal.acquire()
         self.reply: Frame | None = None
         self.error: BaseException | None = None
         self.interrupted = False
+        self.done = False
+
+    def complete(self, reply: Frame | None = None, error: BaseException | None = None) -> bool:
+        """Fill the slot and wake its waiter; False if it was already complete."""
+        with _COMPLETION:  # the reader and close() may race to complete a slot
+            if self.done:
+                return False
+            self.done = True
+        self.reply, self.error = reply, error
+        self.signal.release()
+        return True
 
 
 ReplyHook = Callable[[int, Frame], None]
@@ -99,6 +118,7 @@ class FrameChannel:
         self._decoder = FrameDecoder()
         self._seq = itertools.count()
         self._pending: dict[int, _Pending] = {}
+        self._bare_frames: dict[tuple[int, int], bytes] = {}
         self._current: _Pending | None = None
         self._write_lock = threading.Lock()
         self._exchange_lock = threading.Lock()
@@ -142,16 +162,20 @@ class FrameChannel:
                     self._priority_active -= 1
                     self._gate.notify_all()
         with self._exchange_lock:
-            with self._gate:
-                while self._priority_active:
-                    self._gate.wait()
+            if self._priority_active:  # unlocked read: a racing ESTOP is handled in _transact
+                with self._gate:
+                    while self._priority_active:
+                        self._gate.wait()
             return self._transact(cmd, payload, priority=False)
 
     def _transact(self, cmd: int, payload: bytes, *, priority: bool) -> Frame:
         if self._lost is not None:
             raise LinkLost(self._lost)
         seq = next(self._seq) % 255 + 1  # 1..255; 0 is the unit's own frames' SEQ
-        data = encode_frame(seq, cmd, payload)
+        if payload:
+            data = encode_frame(seq, cmd, payload)
+        else:  # the frequent case (polls, heartbeats): each frame is encoded once
+            data = self._bare_frames.get((seq, cmd)) or self._encode_bare(seq, cmd)
         slot = _Pending(cmd)
         self._pending[seq] = slot
         self._commands += 1
@@ -172,7 +196,7 @@ class FrameChannel:
                         self._current = slot
                     self._link.write(data)
                     self.last_tx = time.monotonic()
-                if slot.event.wait(self.reply_timeout_s):
+                if slot.signal.acquire(timeout=self.reply_timeout_s):
                     if slot.error is not None:
                         raise slot.error
                     self._rtts.append(time.perf_counter() - started)
@@ -187,6 +211,10 @@ class FrameChannel:
             self._pending.pop(seq, None)
             if self._current is slot:
                 self._current = None
+
+    def _encode_bare(self, seq: int, cmd: int) -> bytes:
+        data = self._bare_frames[seq, cmd] = encode_frame(seq, cmd)
+        return data
 
     # --- the reader thread ---------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -210,15 +238,14 @@ class FrameChannel:
         cmd = frame.cmd
         if cmd in _REPLY_CODES:
             slot = self._pending.get(frame.seq)
-            if slot is None or slot.reply is not None:
+            if slot is None or slot.done:
                 self._stale += 1  # a late or duplicate reply (e.g. to a retried command)
                 return
             try:
                 self._on_reply(slot.cmd, frame)
             except Exception:
                 _log.exception("EPAT reply hook failed on %s", frame)
-            slot.reply = frame
-            slot.event.set()
+            slot.complete(reply=frame)
         elif cmd in _UNSOLICITED_CODES:
             self._unsolicited += 1
             try:
@@ -234,8 +261,7 @@ class FrameChannel:
             return
         self._lost = reason
         for slot in list(self._pending.values()):
-            slot.error = LinkLost(reason)
-            slot.event.set()
+            slot.complete(error=LinkLost(reason))
         self._on_link_lost(reason)
 
     # --- end ---------------------------------------------------------------------------------
@@ -248,8 +274,7 @@ class FrameChannel:
         if self._lost is None:
             self._lost = "the driver was closed"
         for slot in list(self._pending.values()):
-            slot.error = LinkLost(self._lost)
-            slot.event.set()
+            slot.complete(error=LinkLost(self._lost))
 
     def stats(self) -> LinkStats:
         rtts = sorted(self._rtts)

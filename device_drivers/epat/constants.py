@@ -216,6 +216,8 @@ def code_name(code: int) -> str:
 
 def fault_names(bits: int) -> tuple[str, ...]:
     """The names of the set fault bits, lowest bit first; unknown bits as ``BIT7`` etc."""
+    if not bits:
+        return ()
     names: list[str] = []
     for bit in range(16):
         if bits & (1 << bit):

@@ -105,6 +105,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_REPLY_TIMEOUT_S = 0.08
 _MAX_EVENT_PAGES = 64
 _STATE_FROM_EVENT = EventCode.STATE_CHANGE
+#: Replies whose first byte is the unit's state, with their length.
+_STATE_FIRST_REPLIES = {int(Command.HEARTBEAT): 1, int(Command.GET_STATUS): StatusBlock.size()}
 
 
 class EpatDriver(TherapyDevice):
@@ -454,7 +456,7 @@ class EpatDriver(TherapyDevice):
     def _on_reply(self, cmd: int, frame: Frame) -> None:
         if frame.cmd != Reply.ACK:
             return
-        expected = {Command.HEARTBEAT: 1, Command.GET_STATUS: StatusBlock.size()}.get(cmd)
+        expected = _STATE_FIRST_REPLIES.get(cmd)
         if expected is not None and len(frame.payload) == expected:
             self._set_state(frame.payload[0])  # both replies start with the state byte
 
@@ -478,6 +480,8 @@ class EpatDriver(TherapyDevice):
         self._hb_wake.set()
 
     def _set_state(self, value: int) -> None:
+        if value == self._state:
+            return
         try:
             state = State(value)
         except ValueError:

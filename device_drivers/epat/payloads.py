@@ -10,7 +10,7 @@ All integers are little-endian.
 from __future__ import annotations
 
 import struct
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import ClassVar, Self
 
 from device_drivers.epat.constants import (
@@ -54,6 +54,19 @@ def unpack_string(raw: bytes, field: str) -> str:
         raise ProtocolError(f"{field} field {raw!r} is not ASCII") from exc
 
 
+_SPECS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _spec(cls: type[_Layout]) -> tuple[tuple[str, str], ...]:
+    """(struct code, field name) per field of a layout, computed once per class."""
+    spec = _SPECS.get(cls)
+    if spec is None:
+        codes = [c for c in cls.FORMAT.format.lstrip("<") if not c.isdigit()]
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        spec = _SPECS[cls] = tuple(zip(codes, names, strict=True))
+    return spec
+
+
 class _Layout:
     """A fixed-size payload described by a struct format and the dataclass field order."""
 
@@ -67,17 +80,15 @@ class _Layout:
         return cls.FORMAT.size
 
     def pack(self) -> bytes:
-        codes = [c for c in self.FORMAT.format.lstrip("<") if not c.isdigit()]
         values: list[object] = []
-        for code, spec, value in zip(codes, fields(self), astuple(self), strict=True):  # type: ignore[arg-type]
+        for code, name in _spec(type(self)):
+            value = getattr(self, name)
             if code == "s":
-                values.append(pack_string(value, self.STRINGS[spec.name], spec.name))
+                values.append(pack_string(value, self.STRINGS[name], name))
                 continue
             low, high = _RANGES[code]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(
-                    f"{self.WHAT}: {spec.name} must be an int {low}..{high}, not {value!r}"
-                )
+                raise ValueError(f"{self.WHAT}: {name} must be an int {low}..{high}, not {value!r}")
             values.append(value)
         return self.FORMAT.pack(*values)
 
@@ -87,6 +98,8 @@ class _Layout:
             raise ProtocolError(
                 f"{cls.WHAT} payload must be {cls.FORMAT.size} bytes, got {len(payload)}"
             )
+        if not cls.STRINGS:  # the hot path (status blocks): integers only
+            return cls(*cls.FORMAT.unpack(payload))
         values = list(cls.FORMAT.unpack(payload))
         for i, spec in enumerate(fields(cls)):  # type: ignore[arg-type]
             if spec.name in cls.STRINGS:

@@ -98,7 +98,14 @@ class SimStats:
 
 
 class EpatSimulator:
-    """The reference EPAT unit (RPW-200) on a simulated clock; see the module docstring."""
+    """The reference EPAT unit (RPW-200) on a simulated clock; see the module docstring.
+
+    ``speed`` runs simulated time that many times faster (pulses, watchdog, temperature,
+    uptimes); ``serial``/``model``/``firmware`` are what HELLO reports (ASCII, fitting their
+    fields); ``applicator`` is the type fitted at power-up (``"R15"``, ``"D20-S"`` or None)
+    with ``applicator_shots_used`` shots of wear; ``protocol`` lets a test pose as a unit of
+    another protocol version; ``seed`` makes the drop/corrupt faults reproducible.
+    """
 
     def __init__(
         self,

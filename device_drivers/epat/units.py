@@ -68,12 +68,13 @@ def hz_to_dhz(value: Decimal, field: str = "frequency") -> int:
 
 
 def cbar_to_bar(cbar: int) -> Decimal:
-    return (Decimal(cbar) * BAR_STEP).quantize(BAR_STEP)
+    """Exact: ``250`` → ``Decimal("2.50")`` (a decimal shift, no arithmetic rounding)."""
+    return Decimal(cbar).scaleb(-2)
 
 
 def dhz_to_hz(dhz: int) -> Decimal:
-    return (Decimal(dhz) * HZ_STEP).quantize(HZ_STEP)
+    return Decimal(dhz).scaleb(-1)
 
 
 def dc_to_celsius(dc: int) -> Decimal:
-    return (Decimal(dc) * CELSIUS_STEP).quantize(CELSIUS_STEP)
+    return Decimal(dc).scaleb(-1)
