@@ -1,0 +1,103 @@
+"""Fixtures for the admin console's application layer, on top of ``tests/console/conftest.py``
+(a real SQLite record opened through ``ConsoleServices``, users, a patient, simulated units over
+TCP): the signed-in admin, the admin services, a whole treated and signed session, and fresh
+PostgreSQL databases for the query tests."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from console.admin.context import AdminServices
+from console.auth import SignedInUser
+from console.services import ConsoleServices
+from console.session.states import SessionState
+from tests.console.conftest import PASSWORD
+from tests.console.session_helpers import Pump, connected_session
+
+PG_HOST = "127.0.0.1:5432"
+
+
+@pytest.fixture
+def admin(services: ConsoleServices) -> SignedInUser:
+    return services.login("admin", PASSWORD)
+
+
+@pytest.fixture
+def admin_services(services: ConsoleServices, tmp_path: Path) -> AdminServices:
+    return AdminServices.from_console(services, tmp_path / "policy")
+
+
+@dataclass(frozen=True)
+class TreatedSession:
+    session_id: str
+    delivered: int
+    pressure_after_titration: str
+
+
+def treat_and_sign(
+    services: ConsoleServices, therapist: SignedInUser, patient_id: str, pump: Pump
+) -> TreatedSession:
+    """A whole EPAT session through the real workflow and simulator: screened, planned with an
+    override, paused and titrated, completed, documented (pain 7 → 3, reddening) and signed."""
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 200)
+    workflow.pause()
+    workflow.titrate(pressure_bar=Decimal("2.00"))
+    workflow.resume()
+    pump.until(workflow, lambda: workflow.state is SessionState.COMPLETED)
+    workflow.document(
+        pain_before=7,
+        pain_after=3,
+        adverse_events=["reddening"],
+        treatment_points=[{"x": 410, "y": 600}],
+        notes="tolerated well",
+    )
+    workflow.sign(PASSWORD)
+    workflow.close()
+    return TreatedSession(workflow.ctx.session_id, workflow.delivered, "2.00")
+
+
+@pytest.fixture
+def treated(
+    services: ConsoleServices, therapist: SignedInUser, patient_id: str, pump: Pump
+) -> TreatedSession:
+    return treat_and_sign(services, therapist, patient_id, pump)
+
+
+def _pg_user() -> str:
+    errors = []
+    for user in ("postgres", "root"):
+        try:
+            psycopg.connect(f"postgresql://{user}@{PG_HOST}/postgres", connect_timeout=5).close()
+            return user
+        except psycopg.OperationalError as exc:
+            errors.append(f"{user}: {str(exc).strip().splitlines()[0]}")
+    pytest.fail(
+        f"PostgreSQL is not reachable on {PG_HOST} ({'; '.join(errors)}); start it "
+        "(.ci/run does) and run the tests again",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    user = _pg_user()
+    name = f"therapy_admin_{secrets.token_hex(6)}"
+    server = f"postgresql://{user}@{PG_HOST}/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://{user}@{PG_HOST}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
