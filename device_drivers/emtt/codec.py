@@ -52,6 +52,7 @@ _WORD = r"[A-Z0-9][A-Z0-9-]*"
 _APPLICATOR = re.compile(rf"([01]),({_WORD}),({_WORD}),(\d+),(\d+)\Z")
 _LOG_RECORD = re.compile(r"(\d+),(\d+),([123]),(\d+)\Z")
 _TENTHS_ONLY = re.compile(rf"{_TENTHS}\Z")
+_COIL = re.compile(r"(\d+\.\d),(\d+)\Z")
 _INTEGER = re.compile(r"\d+\Z")
 _UNIT_STATES = tuple(UnitState(name) for name in c.STATES)
 
@@ -159,6 +160,22 @@ def parse_applicator(reply: str) -> ApplicatorInfo:
         shots_used=int(m[4]),
         shots_rated=int(m[5]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CoilDiagnostics:
+    """``DIAGnostic:COIL?``: the applicator coil's inductance and (temperature-dependent)
+    resistance, for the service console."""
+
+    inductance_uh: Decimal
+    resistance_mohm: int
+
+
+def parse_coil(reply: str) -> CoilDiagnostics:
+    m = _COIL.match(reply)
+    if m is None:
+        raise _garbled("DIAG:COIL?", reply)
+    return CoilDiagnostics(Decimal(m[1]), int(m[2]))
 
 
 def parse_self_test(reply: str) -> SelfTestResult:

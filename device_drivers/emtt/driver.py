@@ -26,7 +26,9 @@ from device_drivers.emtt import constants as c
 from device_drivers.emtt.codec import (
     ENVELOPE_QUERY,
     SETTINGS_QUERY,
+    CoilDiagnostics,
     parse_applicator,
+    parse_coil,
     parse_envelope,
     parse_identity,
     parse_log_page,
@@ -36,7 +38,7 @@ from device_drivers.emtt.codec import (
     settings_line,
 )
 from device_drivers.emtt.monitor import UnitMonitor
-from device_drivers.emtt.scpi import line_has_query
+from device_drivers.emtt.scpi import is_abort, line_has_query, split_line
 from device_drivers.emtt.verdicts import fault_of, rejection
 from device_drivers.emtt.wire import LinkStats, ScpiWire
 from device_drivers.errors import (
@@ -68,6 +70,7 @@ _STOPPABLE = frozenset(
     {UnitState.READY, UnitState.ARMED, UnitState.DELIVERING, UnitState.PAUSED, UnitState.COMPLETE}
 )
 _REJECTED = object()
+_ABORT_ERRORS = (c.EMERGENCY_STOP,)
 
 
 class EmttDriver(TherapyDevice):
@@ -262,9 +265,9 @@ class EmttDriver(TherapyDevice):
         """``*TST?`` (only in IDLE; otherwise the unit refuses with -221)."""
         return self._call(lambda: self._guarded_query("*TST?", parse_self_test))
 
-    def coil_diagnostics(self) -> str:
-        """``DIAGnostic:COIL?`` as the unit answers it: ``<inductance_uH>,<resistance_mOhm>``."""
-        return self._call(lambda: self._guarded_query("DIAG:COIL?", str))
+    def coil_diagnostics(self) -> CoilDiagnostics:
+        """``DIAGnostic:COIL?`` (the unit refuses it with -221 while no applicator is fitted)."""
+        return self._call(lambda: self._guarded_query("DIAG:COIL?", parse_coil))
 
     def event_log(self, from_index: int = 0) -> list[DeviceEvent]:
         if from_index < 0:
@@ -292,6 +295,8 @@ class EmttDriver(TherapyDevice):
         if not line.strip() or any(ch in line for ch in "\r\n"):
             raise ValueError("give exactly one non-empty SCPI line")
 
+        aborts = any(is_abort(unit) for unit in split_line(line))
+
         def send() -> str | None:
             state = self._status().state
             if state in WATCHED_STATES:
@@ -308,7 +313,7 @@ class EmttDriver(TherapyDevice):
                         self._raise_queued(line, None)  # a refused query gives no answer
                         raise
                 else:
-                    self._raise_queued(line, None)
+                    self._raise_queued(line, None, expected=_ABORT_ERRORS if aborts else ())
             self._status()  # learn the state the line left (heartbeats start if it armed)
             return reply
 
@@ -395,9 +400,10 @@ class EmttDriver(TherapyDevice):
                 self._raise_queued(query, f"the unit refused {query!r} but queued no error")
         return result  # type: ignore[return-value]
 
-    def _raise_queued(self, line: str, if_none: str | None) -> None:
-        """Raise the unit's queued errors as the answer to ``line`` (``if_none``: none queued)."""
-        errors = self._wire.drain_errors()
+    def _raise_queued(self, line: str, if_none: str | None, expected: tuple[int, ...] = ()) -> None:
+        """Raise the unit's queued errors as the answer to ``line`` (``if_none``: none queued);
+        ``expected`` codes are the line's intended effect (204 after an ``ABORt``), not errors."""
+        errors = [e for e in self._wire.drain_errors() if e.code not in expected]
         if errors:
             raise rejection(line, errors, self._status())
         if if_none is not None:

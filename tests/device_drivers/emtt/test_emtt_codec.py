@@ -81,6 +81,10 @@ def test_error_identity_applicator_self_test() -> None:
     assert applicator.present and applicator.wear_percent == Decimal("90.0")
     assert applicator.shots_remaining == 500_000
     assert not codec.parse_applicator("0,NONE,NONE,0,0").present
+    assert codec.parse_coil("47.0,118") == codec.CoilDiagnostics(Decimal("47.0"), 118)
+    for bad in ("47,118", "47.0;118", "47.0,-1"):
+        with pytest.raises(ProtocolError, match="DIAG:COIL"):
+            codec.parse_coil(bad)
     result = codec.parse_self_test("9")
     assert (result.passed, result.failed_checks) == (False, ("COIL_DRIVER", "APPLICATOR_LINK"))
     assert codec.parse_self_test("0").passed

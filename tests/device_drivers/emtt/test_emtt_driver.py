@@ -361,7 +361,8 @@ def test_self_test_and_coil_diagnostics(driver: EmttDriver, fast_simulator: Emtt
     fast_simulator.set_self_test_failures(0b0110)
     result = driver.self_test()
     assert result.failed_checks == ("FIELD_SENSOR", "TEMPERATURE_SENSOR")
-    assert driver.coil_diagnostics() == "47.0,118"
+    coil = driver.coil_diagnostics()
+    assert (coil.inductance_uh, coil.resistance_mohm) == (Decimal("47.0"), 118)
     driver.load_parameters(session_params())
     started = time.monotonic()
     with pytest.raises(DeviceRejected) as info:
@@ -400,6 +401,10 @@ def test_raw_commands_for_service(driver: EmttDriver, fast_simulator: EmttSimula
     assert info.value.code == c.UNDEFINED_HEADER
     with pytest.raises(ValueError, match="one non-empty SCPI line"):
         driver.raw_command("*IDN?\n*IDN?")
+    assert driver.raw_command("ABOR") is None  # its 204 is the intended effect, not an error
+    assert fast_simulator.snapshot().state == "FAULT"
+    with pytest.raises(DeviceFault, match="EMERGENCY_STOP"):
+        driver.raw_command("SESS:STOP")  # refused because the unit is latched
 
 
 @pytest.mark.req("EMTT-RAW-1")
