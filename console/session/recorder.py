@@ -12,6 +12,7 @@ from typing import Any
 from audit.events import Actor
 from audit.sessions import SessionBook
 from console.session.ports import SessionContext
+from console.session.states import ENDED_STATES, SessionState
 
 #: Re-authenticates the signer with ``password`` and signs the session; returns the signature.
 Signer = Callable[[str, str, str], Mapping[str, Any]]  # (session_id, password, meaning)
@@ -29,6 +30,9 @@ class BookRecorder:
         self, ctx: SessionContext, old: str, new: str, action: str, data: Mapping[str, Any]
     ) -> None:
         self._book.transition(self._actor, ctx.session_id, old, new, action, data)
+        if SessionState(new) in ENDED_STATES:
+            # audit-format: a signed checkpoint after every completed or aborted session.
+            self._book.trail.checkpoint()
 
     def event(self, ctx: SessionContext, action: str, data: Mapping[str, Any]) -> None:
         self._book.record_event(self._actor, ctx.session_id, action, data)

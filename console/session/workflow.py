@@ -66,6 +66,8 @@ from device_drivers.interface import (
 T = TypeVar("T")
 
 WORKER_SILENCE_ALARM_NS = 1_000_000_000
+#: Status readings while a unit is connected (pushed by EPAT, polled on EMTT), wall seconds.
+STATUS_PERIOD_S = 0.05
 DEVICE_CALL_TIMEOUT_S = 10.0
 ADVERSE_EVENTS = frozenset(
     {
@@ -131,6 +133,7 @@ class SessionWorkflow:
         self.validation: ValidationOutcome | None = None
         self.validated_against_unit = False
         self.parameter_override_reason: str | None = None
+        self._overridden: set[tuple[str, str | None]] = set()  # findings the override covers
         self.confirmed = False
         self.worker: DeviceWorker | None = None
         self.identity: DeviceIdentity | None = None
@@ -289,41 +292,49 @@ class SessionWorkflow:
             self.confirmed = False
             if self.state is not SessionState.CONNECTED:
                 self._move(Action.PLAN, {"parameters": _params_record(params)})
-            self._recorder.update(
-                self.ctx,
-                {
-                    "parameters": _params_record(params),
-                    "validation": dict(outcome.record),
-                    "parameter_override_reason": self.parameter_override_reason,
-                },
-            )
+            self._recorder.update(self.ctx, {"parameters": _params_record(params)})
             return outcome
 
     def _validate(
         self, params: PlannedParameters, override_reason: str | None
     ) -> ValidationOutcome:
+        """Validate, record the verdict, and record an override when one is given and needed.
+
+        An override covers the findings it was given for; a later validation (titration) whose
+        override-requiring findings are all already covered keeps it without a new reason.
+        """
         outcome = self._rules.validate(
             self.ctx, params, self.envelope, self.applicator_before, self._model()
         )
-        self.validation = outcome
-        self.validated_against_unit = self.envelope is not None
-        self.parameter_override_reason = None
+        needing = {(f.rule, f.field) for f in outcome.findings if f.severity == "override_required"}
         data: dict[str, Any] = {
             "parameters": _params_record(params),
             "verdict": outcome.verdict.value,
-            "against_unit": self.validated_against_unit,
+            "against_unit": self.envelope is not None,
             "findings": [
                 {"rule": f.rule, "severity": f.severity, "message": f.message}
                 for f in outcome.findings
             ],
         }
+        reason = self.parameter_override_reason if needing <= self._overridden else None
         if outcome.verdict.value == "override_required" and override_reason is not None:
             problem = override_reason_problem(override_reason)
-            if problem is None:
-                self.parameter_override_reason = override_reason.strip()
-                data["override_reason"] = self.parameter_override_reason
-                self._recorder.event(self.ctx, "parameters.override", data)
+            if problem is not None:
+                raise self._refuse(Action.PLAN, [problem])
+            reason = override_reason.strip()
+            self._overridden = needing
+            data["override_reason"] = reason
+            self._recorder.event(self.ctx, "parameters.override", data)
+        if outcome.verdict.value != "override_required":
+            reason = None
+        self.validation = outcome
+        self.validated_against_unit = self.envelope is not None
+        self.parameter_override_reason = reason
         self._recorder.event(self.ctx, "parameters.validated", data)
+        self._recorder.update(
+            self.ctx,
+            {"validation": dict(outcome.record), "parameter_override_reason": reason},
+        )
         return outcome
 
     # ------------------------------------------------------------------ the unit
@@ -337,6 +348,7 @@ class SessionWorkflow:
                     lambda d: (d.identify(), d.envelope(), d.applicator(), d.status()),
                     DEVICE_CALL_TIMEOUT_S,
                 )
+                worker.call(lambda d: d.start_status_stream(STATUS_PERIOD_S), DEVICE_CALL_TIMEOUT_S)
             except DeviceError:
                 self.worker = None
                 raise
@@ -482,15 +494,23 @@ class SessionWorkflow:
             outcome = self._rules.validate(
                 self.ctx, new_plan, self.envelope, self.applicator_before, self._model()
             )
+            needing = {
+                (f.rule, f.field) for f in outcome.findings if f.severity == "override_required"
+            }
             reasons: list[str] = []
             if outcome.verdict.value == "refused":
                 reasons = [f.message for f in outcome.findings if f.severity == "refuse"]
-            elif outcome.verdict.value == "override_required":
+            elif outcome.verdict.value == "override_required" and (
+                override_reason is not None or not needing <= self._overridden
+            ):
                 problem = override_reason_problem(override_reason)
                 if problem:
-                    reasons = [f.message for f in outcome.findings] + [problem]
+                    reasons = [
+                        f.message for f in outcome.findings if f.severity == "override_required"
+                    ] + [problem]
             if reasons:
                 raise self._refuse(Action.TITRATE, reasons)
+            outcome = self._validate(new_plan, override_reason)
             remaining = self.target - self.delivered
             if remaining <= 0:
                 raise self._refuse(Action.TITRATE, ["no pulses remain to deliver"])
@@ -503,7 +523,6 @@ class SessionWorkflow:
             self._resume_with_start = True
             old = self.plan_params
             self.plan_params = new_plan
-            self.validation = outcome
             change = {
                 "time": _now(),
                 "delivered_before": self.delivered,

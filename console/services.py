@@ -1,0 +1,376 @@
+"""The console's application layer: one facade the GUI, ``session run`` and the tests share.
+
+It opens the clinic's record (store, trail with this installation's key, users, patients,
+programmes, sessions), the clinical rules and the configured units, and offers the operations a
+user performs — each checked against the role table first and audited by the layers below.
+Nothing here imports Qt; nothing here decides safety that the workflow does not also enforce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from audit.errors import AuditError, NotFound
+from audit.events import Subject
+from audit.keys import load_or_create_signer
+from audit.patients import PatientRegistry
+from audit.programmes import ProgrammeBook
+from audit.sessions import SessionBook
+from audit.store import RecordStore, open_store
+from audit.trail import AuditTrail
+from audit.users import UserDirectory
+from audit.values import PatientRecord, ProgrammeRecord, SessionRecord
+from console.alarms import Alarm, AlarmBoard
+from console.auth import AuthService, PermissionDenied, SignedInUser
+from console.devices import open_device
+from console.session.clinical import ProtocolRules
+from console.session.device_worker import DeviceWorker, Outbox
+from console.session.ports import SessionContext
+from console.session.recorder import BookRecorder
+from console.session.recovery import RecoveryOutcome, recover_session
+from console.session.states import UNFINISHED_STATES
+from console.session.workflow import SessionWorkflow
+from device_drivers.commlog import CommLog
+from device_drivers.interface import Modality, TherapyDevice
+from protocols import (
+    ProgrammeAssignment,
+    ProgrammeStatus,
+    ProgrammeTemplate,
+    Questionnaire,
+    TreatmentProtocol,
+)
+
+#: Session states of a session the console left open (it must be recovered first).
+_UNFINISHED = frozenset(s.value for s in UNFINISHED_STATES)
+#: Session states whose date counts for the course rules (pulses may have been delivered).
+_COURSE_STATES = frozenset({"completed", "stopped", "aborted", "faulted", "interrupted"})
+
+
+class PatientHasUnfinishedSession(Exception):
+    """A session of this patient must be recovered before anything else is done for them."""
+
+    def __init__(self, record: SessionRecord) -> None:
+        self.record = record
+        super().__init__(
+            f"session {record.session_id} of this patient was left {record.state} when the "
+            "console stopped: recover it first (the unit is checked and the pulses counted)"
+        )
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """Where the record and the units are; the demo and the tests fill it explicitly."""
+
+    db_url: str
+    signing_key_path: Path
+    workstation: str
+    witness_path: Path | None = None
+    epat_url: str | None = None
+    emtt_resource: str | None = None
+    visa_backend: str = "@py"
+    device_speed: float = 1.0  # a simulator's speed factor; 1 for real units
+    lock_after_s: float = 300.0
+    commlog_dir: Path | None = None
+    create_schema: bool = False
+
+    @classmethod
+    def from_environment(cls, db: str | None = None, **overrides: Any) -> ConsoleConfig:
+        from console import paths
+
+        values: dict[str, Any] = {
+            "db_url": paths.resolve_db_url(db),
+            "signing_key_path": paths.signing_key_path(),
+            "workstation": paths.workstation_id(),
+            "witness_path": paths.witness_path(),
+            "commlog_dir": paths.data_dir() / "commlogs",
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientOverview:
+    """What the patient page shows: the patient, the active programme beside the history."""
+
+    patient: PatientRecord
+    programme: ProgrammeRecord | None
+    template: ProgrammeTemplate | None
+    sessions: tuple[SessionRecord, ...]
+    unfinished: tuple[SessionRecord, ...] = field(default=())
+
+
+class ConsoleServices:
+    """See the module docstring. Open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        store: RecordStore,
+        trail: AuditTrail,
+        auth: AuthService,
+        rules: ProtocolRules | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.trail = trail
+        self.auth = auth
+        self.users = auth.users
+        self.patients = PatientRegistry(trail)
+        self.programmes = ProgrammeBook(trail)
+        self.sessions = SessionBook(trail)
+        self.rules = rules or ProtocolRules()
+        self.alarms = AlarmBoard(self._audit_alarm)
+        self.current_user: SignedInUser | None = None
+
+    @classmethod
+    def open(cls, config: ConsoleConfig, **auth_options: Any) -> ConsoleServices:
+        """Open the record (migrating a new database when ``create_schema``) and the key."""
+        if config.create_schema:
+            from audit.migrate import upgrade
+
+            upgrade(config.db_url)
+        store = open_store(config.db_url)
+        try:
+            signer, created = load_or_create_signer(config.signing_key_path)
+            trail = AuditTrail(store, signer, config.workstation, witness_path=config.witness_path)
+            trail.register_signer(created)
+        except (AuditError, ValueError):
+            store.dispose()
+            raise
+        auth = AuthService(UserDirectory(trail), workstation=config.workstation, **auth_options)
+        return cls(config, store, trail, auth)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    # ------------------------------------------------------------------ users
+    @property
+    def lock_after_s(self) -> float:
+        return self.config.lock_after_s
+
+    def login(self, user_id: str, password: str) -> SignedInUser:
+        user = self.auth.login(user_id, password)
+        self.current_user = user
+        return user
+
+    def logout(self, user: SignedInUser) -> None:
+        self.auth.logout(user)
+        if self.current_user == user:
+            self.current_user = None
+
+    def lock(self, user: SignedInUser) -> None:
+        self.auth.lock_screen(user)
+
+    def unlock(self, user: SignedInUser, password: str) -> None:
+        self.auth.unlock_screen(user, password)
+
+    def _audit_alarm(self, what: str, alarm: Alarm) -> None:
+        """Alarms raised (by the system) and acknowledged (by a user) go to the trail."""
+        user = self.current_user
+        if what == "acknowledged" and user is not None and user.user_id == alarm.acknowledged_by:
+            actor = user.actor
+        else:
+            actor = self.trail.system
+        self.trail.append(
+            actor,
+            f"alarm.{what}",
+            Subject("alarm", alarm.key),
+            {
+                "priority": alarm.priority.name.lower(),
+                "message": alarm.message,
+                "technical": alarm.technical,
+            },
+        )
+
+    # ------------------------------------------------------------------ patients
+    def search_patients(self, user: SignedInUser, text: str = "") -> list[PatientRecord]:
+        self.auth.require(user, "view_patient")
+        return self.patients.find(text.strip())
+
+    def create_patient(self, user: SignedInUser, pseudonym: str, birth_date: date) -> PatientRecord:
+        self.auth.require(user, "create_patient")
+        return self.patients.create(user.actor, pseudonym, birth_date)
+
+    def assign_programme(
+        self, user: SignedInUser, patient_id: str, template_id: str, start_date: date
+    ) -> ProgrammeRecord:
+        self.auth.require(user, "assign_programme")
+        template = self.rules.programmes.get(template_id)
+        return self.programmes.assign(
+            user.actor, patient_id, template.id, template.version, start_date
+        )
+
+    def patient_overview(self, user: SignedInUser, patient_id: str) -> PatientOverview:
+        """The patient page (an audited read of the record)."""
+        self.auth.require(user, "view_patient")
+        patient = self.patients.view(user.actor, patient_id)
+        programme = self.programmes.active_for(patient_id)
+        template = None
+        if programme is not None:
+            try:
+                template = self.rules.programmes.get(programme.template_id)
+            except KeyError:
+                template = None
+        sessions = sorted(
+            self.sessions.for_patient(patient_id),
+            key=lambda s: (s.session_date, s.created_at),
+            reverse=True,
+        )
+        unfinished = tuple(s for s in sessions if s.state in _UNFINISHED)
+        return PatientOverview(patient, programme, template, tuple(sessions), unfinished)
+
+    # ------------------------------------------------------------------ clinical data
+    def questionnaire(self) -> Questionnaire:
+        return self.rules.ruleset.questionnaire
+
+    def protocol(self, protocol_id: str) -> TreatmentProtocol:
+        return self.rules.library.get(protocol_id)
+
+    def protocols(self) -> list[TreatmentProtocol]:
+        return sorted(self.rules.library.protocols.values(), key=lambda p: p.id)
+
+    # ------------------------------------------------------------------ sessions
+    def unfinished_sessions(self, user: SignedInUser) -> list[SessionRecord]:
+        self.auth.require(user, "deliver")
+        return self.sessions.unfinished()
+
+    def recover(self, user: SignedInUser, session_id: str) -> RecoveryOutcome:
+        """Close a session the console left unfinished (SES-RECOVER-1)."""
+        self.auth.require(user, "deliver")
+        record = self.sessions.load(session_id)
+        modality = Modality(record.modality)
+        return recover_session(
+            record, self.unit_opener(modality, session_id), self.sessions, user.actor
+        )
+
+    def begin_session(
+        self,
+        user: SignedInUser,
+        patient_id: str,
+        protocol_id: str,
+        session_date: date | None = None,
+    ) -> SessionWorkflow:
+        """Create the session record and its workflow, in state ``screening``."""
+        self.auth.require(user, "screen")
+        pending = [s for s in self.sessions.for_patient(patient_id) if s.state in _UNFINISHED]
+        if pending:
+            raise PatientHasUnfinishedSession(pending[0])
+        protocol = self.rules.library.get(protocol_id)
+        patient = self.patients.view(user.actor, patient_id)
+        on = session_date or date.today()
+        programme_record = self.programmes.active_for(patient_id)
+        programme = _assignment(programme_record)
+        history = tuple(
+            s.session_date
+            for s in self.sessions.for_patient(patient_id)
+            if s.protocol_id == protocol_id and s.state in _COURSE_STATES | {"documented", "signed"}
+        )
+        record = self.sessions.create(
+            user.actor,
+            patient_id=patient_id,
+            protocol_id=protocol.id,
+            protocol_version=protocol.version,
+            modality=protocol.modality.value,
+            session_date=on,
+            programme_id=programme_record.programme_id if programme_record else None,
+            programme_phase=programme_record.current_phase if programme_record else None,
+        )
+        ctx = SessionContext(
+            session_id=record.session_id,
+            patient_id=patient_id,
+            patient_birth_date=patient.birth_date,
+            therapist_id=user.user_id,
+            therapist_role=user.role,
+            modality=Modality(protocol.modality.value),
+            protocol_id=protocol.id,
+            protocol_version=protocol.version,
+            session_date=on,
+            programme=programme,
+            course_history=history,
+        )
+        recorder = BookRecorder(self.sessions, user.actor, self._signer(user))
+        return SessionWorkflow(ctx, self.rules, recorder, self.alarms)
+
+    def _signer(self, user: SignedInUser) -> Callable[[str, str, str], dict[str, Any]]:
+        def sign(session_id: str, password: str, meaning: str) -> dict[str, Any]:
+            signature = self.auth.sign_session(self.sessions, user, password, session_id, meaning)
+            return {
+                "signer_id": signature.signer_id,
+                "signer_name": signature.signer_name,
+                "signed_at": signature.signed_at,
+                "meaning": signature.meaning,
+                "content_hash": signature.content_hash,
+            }
+
+        return sign
+
+    # ------------------------------------------------------------------ units
+    def unit_link(self, modality: Modality) -> str:
+        """The configured link of the unit of ``modality`` (for display)."""
+        link = self.config.epat_url if modality is Modality.EPAT else self.config.emtt_resource
+        if not link:
+            raise NotFound(
+                f"no {modality.value.upper()} unit is configured for this console: set its "
+                "link in the room settings"
+            )
+        return link
+
+    def unit_opener(
+        self, modality: Modality, session_id: str | None = None
+    ) -> Callable[[], TherapyDevice]:
+        """A callable that opens the unit (run it on the device worker's thread)."""
+        link = self.unit_link(modality)
+        config = self.config
+
+        def open_unit() -> TherapyDevice:
+            commlog = None
+            if config.commlog_dir is not None and session_id is not None:
+                config.commlog_dir.mkdir(parents=True, exist_ok=True)
+                commlog = CommLog(config.commlog_dir / f"{session_id}-{modality.value}.jsonl")
+            return open_device(
+                epat_url=link if modality is Modality.EPAT else None,
+                emtt_resource=link if modality is Modality.EMTT else None,
+                visa_backend=config.visa_backend,
+                speed=config.device_speed,
+                commlog=commlog,
+            )
+
+        return open_unit
+
+    def start_worker(self, workflow: SessionWorkflow, outbox: Outbox) -> DeviceWorker:
+        """Start the device worker for ``workflow``'s unit; connect it with ``workflow.connect``."""
+        self.auth.require(self._user_of(workflow), "deliver")
+        opener = self.unit_opener(workflow.ctx.modality, workflow.ctx.session_id)
+        worker = DeviceWorker(opener, outbox, name=f"unit-{workflow.ctx.modality.value}")
+        worker.start()
+        return worker
+
+    def _user_of(self, workflow: SessionWorkflow) -> SignedInUser:
+        user = self.current_user
+        if user is None or user.user_id != workflow.ctx.therapist_id:
+            raise PermissionDenied("only the therapist who began the session may drive its unit")
+        return user
+
+
+def _assignment(record: ProgrammeRecord | None) -> ProgrammeAssignment | None:
+    if record is None:
+        return None
+    return ProgrammeAssignment(
+        template_id=record.template_id,
+        template_version=record.template_version,
+        phase=record.current_phase,
+        status=ProgrammeStatus(record.status),
+        start_date=record.start_date,
+    )
+
+
+__all__: Sequence[str] = (
+    "ConsoleConfig",
+    "ConsoleServices",
+    "PatientHasUnfinishedSession",
+    "PatientOverview",
+)

@@ -1,0 +1,101 @@
+"""Helpers to drive a session the way the CLI does: messages from the worker pumped by hand."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from console.services import ConsoleServices
+from console.session.device_worker import WorkerMessage
+from console.session.ports import PlannedParameters
+from console.session.workflow import SessionWorkflow
+
+CLEAN_ANSWERS: dict[str, Any] = {
+    "pregnant": False,
+    "malignancy_in_area": False,
+    "infection_at_site": False,
+    "active_implant": None,
+    "active_implant_in_field": False,
+    "coagulation_disorder": False,
+    "anticoagulants": False,
+    "thrombosis_in_limb": False,
+    "corticosteroid_injection_date": None,
+    "open_growth_plates": False,
+    "metal_implant_in_field": False,
+    "epilepsy": False,
+    "polyneuropathy": False,
+    "tendon_rupture": False,
+    "fever": False,
+    "nsaids": False,
+    "failed_conservative_care_months": 0,
+}
+
+#: knee-pt-epat at its fastest, shortest in-range setting: 1,500 pulses at 10 Hz.
+EPAT_PLAN = PlannedParameters(
+    frequency_hz=Decimal("10.0"), pulses=1500, pressure_bar=Decimal("2.50")
+)
+#: A short EPAT test dose below knee-pt-epat's range (600 pulses): needs the override below.
+SHORT_EPAT_PLAN = PlannedParameters(
+    frequency_hz=Decimal("10.0"), pulses=600, pressure_bar=Decimal("2.50")
+)
+#: A short EMTT test dose below knee-tendon-emtt's range (600 pulses at 6 Hz): needs an override.
+SHORT_EMTT_PLAN = PlannedParameters(
+    frequency_hz=Decimal("6.0"), pulses=600, field_mt=Decimal("30.0")
+)
+SHORT_DOSE_REASON = "test dose: short session to exercise the unit, not a treatment"
+
+
+class Pump:
+    """Collects worker messages and feeds them to the workflow on the test's thread; closes
+    every workflow it started at teardown so no worker outlives its test."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[WorkerMessage] = queue.Queue()
+        self.workflows: list[SessionWorkflow] = []
+
+    def close(self) -> None:
+        for workflow in self.workflows:
+            workflow.close()
+
+    def put(self, message: WorkerMessage) -> None:
+        self.messages.put(message)
+
+    def until(
+        self, workflow: SessionWorkflow, done: Callable[[], bool], timeout_s: float = 30.0
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out in state {workflow.state} ({workflow.end_reason})")
+            try:
+                workflow.handle(self.messages.get(timeout=min(0.1, remaining)))
+            except queue.Empty:
+                continue
+
+
+def connected_session(
+    services: ConsoleServices,
+    therapist: Any,
+    patient_id: str,
+    pump: Pump,
+    protocol_id: str = "knee-pt-epat",
+    plan: PlannedParameters = SHORT_EPAT_PLAN,
+    answers: dict[str, Any] | None = None,
+    override_reason: str | None = SHORT_DOSE_REASON,
+) -> SessionWorkflow:
+    """A session screened, planned, connected, validated and confirmed: one step from arming."""
+    from tests.console.conftest import SESSION_DATE
+
+    workflow = services.begin_session(therapist, patient_id, protocol_id, SESSION_DATE)
+    pump.workflows.append(workflow)
+    workflow.submit_screening(answers or CLEAN_ANSWERS)
+    workflow.plan(plan)
+    workflow.connect(services.start_worker(workflow, pump.put))
+    if workflow.validation is not None and workflow.validation.verdict.value == "override_required":
+        workflow.revalidate(override_reason)
+    workflow.confirm_parameters()
+    return workflow
