@@ -181,21 +181,14 @@ class FrameChannel:
         self._commands += 1
         try:
             for attempt in range(self.retries + 1):
-                if attempt:
-                    if slot.interrupted:
-                        raise LinkTimeout(
-                            f"no reply to {code_name(cmd)} (SEQ {seq}) and it cannot be retried: "
-                            "an emergency stop was sent meanwhile; read the unit's status"
-                        )
-                    self._retries += 1
                 started = time.perf_counter()
-                with self._write_lock:
-                    if priority and self._current is not None:
-                        self._current.interrupted = True
-                    elif not priority:
-                        self._current = slot
-                    self._link.write(data)
-                    self.last_tx = time.monotonic()
+                if not self._write_attempt(slot, data, retry=attempt > 0, priority=priority):
+                    raise LinkTimeout(
+                        f"no reply to {code_name(cmd)} (SEQ {seq}) and it cannot be retried: "
+                        "an emergency stop was sent meanwhile; read the unit's status"
+                    )
+                if attempt:
+                    self._retries += 1
                 if slot.signal.acquire(timeout=self.reply_timeout_s):
                     if slot.error is not None:
                         raise slot.error
@@ -211,6 +204,24 @@ class FrameChannel:
             self._pending.pop(seq, None)
             if self._current is slot:
                 self._current = None
+
+    def _write_attempt(self, slot: _Pending, data: bytes, *, retry: bool, priority: bool) -> bool:
+        """Write one attempt; False if a retry may no longer be sent.
+
+        Decided under the write lock: an ESTOP written after the first attempt has ended the
+        unit's retry window, so a retry now would be executed a second time.
+        """
+        with self._write_lock:
+            if retry and slot.interrupted:
+                return False
+            if priority:
+                if self._current is not None:
+                    self._current.interrupted = True
+            else:
+                self._current = slot
+            self._link.write(data)
+            self.last_tx = time.monotonic()
+        return True
 
     def _encode_bare(self, seq: int, cmd: int) -> bytes:
         data = self._bare_frames[seq, cmd] = encode_frame(seq, cmd)

@@ -223,6 +223,13 @@ class EpatDriver(TherapyDevice):
         wanted = self._encode_parameters(params)
         self._ack(Command.SET_PARAMS, wanted.pack())
         held = StatusBlock.unpack(self._ack(Command.GET_STATUS))
+        if held.state == State.FAULT:
+            raise DeviceFault(
+                "the unit entered FAULT right after taking the parameters "
+                f"({', '.join(fault_names(held.faults)) or 'cause unknown'}); do not arm",
+                faults=fault_names(held.faults),
+                delivered=held.delivered,
+            )
         if (held.pressure_set_cbar, held.freq_set_dhz, held.target) != (
             wanted.pressure_cbar,
             wanted.freq_dhz,
