@@ -51,12 +51,12 @@ PREFIX="$(cd "$PREFIX" && pwd)"
 SYSTEM=false
 [ "$PREFIX" = "/" ] && SYSTEM=true
 ROOT="${PREFIX%/}"  # "" for /, so "$ROOT/opt" is "/opt"
-[ -d "$BUNDLE" ] || die "there is no bundle folder $BUNDLE (build it: python installer/build.py)"
-BUNDLE="$(cd "$BUNDLE" && pwd)"
-[ -x "$BUNDLE/therapy-console" ] || die "$BUNDLE has no executable therapy-console: not a bundle"
 if $SYSTEM && [ "$(id -u)" -ne 0 ]; then
     die "installing to / needs root: run it with sudo (or give --prefix DIR)"
 fi
+[ -d "$BUNDLE" ] || die "there is no bundle folder $BUNDLE (build it: python installer/build.py)"
+BUNDLE="$(cd "$BUNDLE" && pwd)"
+[ -x "$BUNDLE/therapy-console" ] || die "$BUNDLE has no executable therapy-console: not a bundle"
 for user in "${ADD_USERS[@]}"; do
     [[ "$user" =~ ^[a-z_][a-z0-9_.-]*[$]?$ ]] || die "--add-user '$user' is not a user name"
     if $SYSTEM; then id "$user" >/dev/null 2>&1 || die "there is no user '$user' on this PC"; fi

@@ -41,9 +41,11 @@ remove() {  # remove PATH: a file or symlink the installer made
     fi
 }
 
-if [ -d "$TARGET" ]; then
-    [ -f "$TARGET/.bundle-files" ] ||
+if [ -d "$TARGET" ] && [ ! -f "$TARGET/.bundle-files" ]; then
+    [ ! -e "$TARGET/therapy-console" ] ||
         die "$TARGET has no list of installed files: it was not installed by install.sh; nothing removed"
+    say "kept: $TARGET holds no program files, only files the installer did not put there"
+elif [ -d "$TARGET" ]; then
     # only the files the installer listed, then the folders left empty
     while IFS= read -r path; do
         case "$path" in
