@@ -156,13 +156,16 @@ def test_every_append_only_table_has_its_guard(db_url: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.req("AUD-APPEND-1")
-def test_the_documented_console_role_can_work_but_not_remove_the_guard(pg_url: str) -> None:
+def test_the_documented_console_role_can_work_but_not_remove_the_guard(
+    pg_fresh_database_url: str,
+) -> None:
     """docs/audit.md: the consoles connect as a role with INSERT/SELECT (and UPDATE on the
     record tables only); with it the record works and the trail's guard cannot be removed."""
     from audit import AuditTrail, CheckpointSigner
     from audit.patients import PatientRegistry
     from tests.audit.helpers import THERAPIST
 
+    pg_url = pg_fresh_database_url
     upgrade(pg_url)
     role = f"therapy_console_{pg_url.rsplit('_', 1)[-1]}"
     admin_url = pg_url.replace("postgresql+psycopg", "postgresql")
