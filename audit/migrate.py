@@ -57,11 +57,26 @@ def upgrade(store_or_url: RecordStore | str, revision: str = "head") -> str:
             store.dispose()
 
 
+def is_known_revision(revision: str) -> bool:
+    """Whether this version of the code has the migration ``revision`` (a newer console's
+    database has revisions this one does not know)."""
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for an unknown id
+        return False
+
+
 def require_current_schema(store: RecordStore) -> None:
     current, head = current_revision(store), head_revision()
-    if current != head:
-        state = "has no schema" if current is None else f"is at schema {current}, not {head}"
+    if current == head:
+        return
+    where = describe(store.url)
+    if current is not None and not is_known_revision(current):
         raise SchemaNotCurrent(
-            f"the database {describe(store.url)} {state}; run `therapy-console db upgrade` "
-            "(with the same --db) first"
+            f"the database {where} has schema {current}, made by a newer version of the console "
+            f"than this one (latest known {head}); use that version, do not downgrade the record"
         )
+    state = "has no schema" if current is None else f"is at schema {current}, not {head}"
+    raise SchemaNotCurrent(
+        f"the database {where} {state}; run `therapy-console db upgrade` (with the same --db) first"
+    )

@@ -200,3 +200,16 @@ def test_the_documented_console_role_can_work_but_not_remove_the_guard(
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.req("AUD-STORE-2")
+def test_an_older_or_newer_schema_is_named_with_what_to_do(sqlite_url: str) -> None:
+    upgrade(sqlite_url, "0001")
+    with pytest.raises(SchemaNotCurrent, match=r"is at schema 0001, not .*db upgrade"):
+        open_store(sqlite_url)
+    conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaNotCurrent, match="made by a newer version of the console"):
+        open_store(sqlite_url)
