@@ -74,6 +74,7 @@ class RecordStore:
         )
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._append_local = threading.local()
+        self._writing = threading.local()
         self._append_lock = threading.Lock()
         self._append_conns: list[Any] = []
 
@@ -89,7 +90,7 @@ class RecordStore:
         """A write transaction: committed when the block ends, rolled back on an exception.
 
         Callbacks registered with ``after_commit`` run once the commit has succeeded."""
-        with self._translate_errors(), self._writer() as session:
+        with self._one_writer(), self._translate_errors(), self._writer() as session:
             with session.begin():
                 if self.is_postgres:
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
@@ -98,11 +99,34 @@ class RecordStore:
                 callback()
 
     @contextmanager
+    def _one_writer(self) -> Iterator[None]:
+        """Refuse a write transaction opened inside another in the same thread: the inner one
+        would wait for the outer one's lock for ever (use ``append_in`` with the outer one)."""
+        if getattr(self._writing, "active", False):
+            raise StoreError(
+                "a write transaction is already open in this thread; append inside it "
+                "(AuditTrail.append_in) instead of opening a second one"
+            )
+        self._writing.active = True
+        try:
+            yield
+        finally:
+            self._writing.active = False
+
+    @contextmanager
     def raw_write(self) -> Iterator[Any]:
         """A write transaction on a bare DB-API cursor: the audit trail's fast append path.
 
         Same serialisation as ``write()``; committed when the block ends. Yields
         ``(cursor, after_commit)``: callbacks appended to the list run after the commit."""
+        with self._one_writer():
+            with self._raw_transaction() as (cursor, callbacks):
+                yield cursor, callbacks
+            for callback in callbacks:
+                callback()
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[Any]:
         dbapi_errors = self.engine.dialect.loaded_dbapi.Error
         raw = self._checkout_for_append()
         callbacks: list[Callable[[], None]] = []
@@ -126,8 +150,6 @@ class RecordStore:
                 cursor.close()
         finally:
             self._checkin_after_append(raw)
-        for callback in callbacks:
-            callback()
 
     def _checkout_for_append(self) -> Any:
         """SQLite: this thread's own connection, kept open (a pool round trip per append costs

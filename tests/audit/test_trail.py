@@ -200,3 +200,14 @@ def test_queries_page_through_events_in_order(trail: AuditTrail) -> None:
     first = trail.events(limit=5)
     second = trail.events(after_seq=first[-1].seq, limit=5)
     assert [e.seq for e in first + second] == list(range(1, 11))
+
+
+@pytest.mark.req("AUD-CHAIN-2")
+def test_a_second_write_inside_a_write_is_refused_not_deadlocked(trail: AuditTrail) -> None:
+    from audit import StoreError
+
+    with trail.write() as session:
+        trail.append_in(session, THERAPIST, "session.updated", SESSION, {"a": 1})
+        with pytest.raises(StoreError, match="already open in this thread"):
+            trail.append(THERAPIST, "session.updated", SESSION, {"b": 2})
+    assert trail.events(limit=10)[-1].data == {"a": 1}
