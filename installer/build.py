@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tarfile
@@ -52,6 +53,7 @@ class BuildInfo:
     bundle_files: int
     archive: str | None
     archive_bytes: int | None
+    missing_system_libraries: list[str]
 
 
 def console_version() -> str:
@@ -72,8 +74,12 @@ def pyinstaller_version() -> str:
     return str(PyInstaller.__version__)
 
 
-def run_pyinstaller(dist: Path, work: Path) -> float:
-    """Run the spec; returns the seconds it took."""
+MISSING_LIBRARY = re.compile(r"Library not found: could not resolve '([^']+)'")
+
+
+def run_pyinstaller(dist: Path, work: Path) -> tuple[float, list[str]]:
+    """Run the spec; returns the seconds it took and the shared libraries Qt's plugins need that
+    this build machine lacks (the bundle then relies on the target PC's own copies)."""
     started = time.perf_counter()
     result = subprocess.run(
         [
@@ -98,7 +104,8 @@ def run_pyinstaller(dist: Path, work: Path) -> float:
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-25:])
         raise BuildError(f"PyInstaller failed (exit {result.returncode}):\n{tail}")
-    return time.perf_counter() - started
+    missing = sorted(set(MISSING_LIBRARY.findall(result.stderr)))
+    return time.perf_counter() - started, missing
 
 
 def check_bundle(bundle: Path, version: str) -> None:
@@ -133,9 +140,7 @@ def archive_members(bundle: Path) -> list[tuple[Path, str]]:
         for name in ("prepare.sh", "roles.sql", "schema.sql", "grants.sql")
     ]
     members += [
-        (REPO / "docs" / name, f"docs/{name}")
-        for name in ("installing.md", "clinic-server.md")
-        if (REPO / "docs" / name).is_file()
+        (REPO / "docs" / name, f"docs/{name}") for name in ("installing.md", "clinic-server.md")
     ]
     if not IS_WINDOWS:
         linux = INSTALLER / "linux"
@@ -147,6 +152,9 @@ def archive_members(bundle: Path) -> list[tuple[Path, str]]:
             (INSTALLER / "icons" / "therapy-console.svg", "icons/therapy-console.svg"),
             (INSTALLER / "icons" / "therapy-console.png", "icons/therapy-console.png"),
         ]
+    absent = [str(source) for source, _ in members if not source.is_file()]
+    if absent:
+        raise BuildError(f"files to ship are missing: {', '.join(absent)}")
     return [*members, (bundle, "bundle")]
 
 
@@ -180,7 +188,7 @@ def build(dist: Path, work: Path, *, archive: bool = True) -> BuildInfo:
     tool = pyinstaller_version()
     dist.mkdir(parents=True, exist_ok=True)
     bundle = dist / "therapy-console"
-    seconds = run_pyinstaller(dist, work)
+    seconds, missing = run_pyinstaller(dist, work)
     check_bundle(bundle, version)
     size, files = folder_size(bundle)
     packed = make_archive(dist, bundle, version) if archive else None
@@ -194,6 +202,7 @@ def build(dist: Path, work: Path, *, archive: bool = True) -> BuildInfo:
         bundle_files=files,
         archive=str(packed) if packed else None,
         archive_bytes=packed.stat().st_size if packed else None,
+        missing_system_libraries=missing,
     )
     (dist / "build-info.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
     return info
@@ -218,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     if info.archive:
         print(f"archive: {info.archive} ({(info.archive_bytes or 0) / 2**20:.0f} MiB)")
     print(f"built in {info.build_seconds:.0f} s with PyInstaller {info.pyinstaller}")
+    if info.missing_system_libraries:
+        print(
+            "note: not on this build machine, so not in the bundle (the target PC must have "
+            f"them; see docs/installing.md): {', '.join(info.missing_system_libraries)}"
+        )
     return 0
 
 

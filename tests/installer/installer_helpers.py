@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -50,3 +54,69 @@ def tree_snapshot(root: Path) -> dict[str, str]:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 found[rel] = f"file {info.st_mode:o} {info.st_mtime_ns} {digest}"
     return found
+
+
+# --------------------------------------------------------------------------- first window
+#: Qt's own log line when a top-level window's first frame is flushed to it (offscreen too)
+FIRST_FRAME = "qt.widgets.painting: Flushing"
+QT_PAINT_LOG = "qt.widgets.painting=true"
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """How a GUI start went: seconds to the first painted window (None: no window), the exit
+    code if the program ended by itself (None: it was stopped after the window), its output."""
+
+    first_window_s: float | None
+    exit_code: int | None
+    output: str
+
+
+def time_to_first_window(
+    command: list[str], env: dict[str, str], timeout: float = 60.0
+) -> StartOutcome:
+    """Start ``command`` offscreen and time it to its first painted window, observed through
+    Qt's painting log (no hook in the program), then stop it."""
+    env = {**env, "QT_QPA_PLATFORM": "offscreen", "QT_LOGGING_RULES": QT_PAINT_LOG}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    lines: list[str] = []
+    found: list[float] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if not found and line.startswith(FIRST_FRAME):
+                found.append(time.perf_counter() - started)
+                done.set()
+            if not line.startswith("qt.widgets.painting"):
+                lines.append(line)
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    done.wait(timeout)
+    exit_code: int | None = None
+    if not found:  # its output ended (it is exiting by itself) or the time ran out
+        try:
+            exit_code = process.wait(10)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    reader.join(10)
+    return StartOutcome(found[0] if found else None, exit_code, "".join(lines))
