@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import date
@@ -16,7 +17,8 @@ from audit.schema import Patient
 from audit.trail import MIN_REASON_CHARS, AuditTrail
 from audit.values import PatientRecord
 
-log = structlog.get_logger("audit.patients")
+#: through the standard library: silent until the application configures logging
+log = structlog.wrap_logger(logging.getLogger("audit.patients"))
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
 

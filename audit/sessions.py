@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import date
@@ -47,7 +48,8 @@ from audit.values import (
     thaw,
 )
 
-log = structlog.get_logger("audit.sessions")
+#: through the standard library: silent until the application configures logging
+log = structlog.wrap_logger(logging.getLogger("audit.sessions"))
 SESSION_STATES = (
     "screening",
     "planned",

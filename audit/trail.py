@@ -11,6 +11,7 @@ the hot path of a clinic's record, kept close to a raw insert (see ``bench/audit
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ from audit.store import RecordStore, describe
 from audit.witness import record_witness
 
 CHECKPOINT_EVERY = 1000
-log = structlog.get_logger("audit.trail")
+#: through the standard library: silent until the application configures logging
+log = structlog.wrap_logger(logging.getLogger("audit.trail"))
 MIN_REASON_CHARS = 10
 TRAIL_SUBJECT = Subject("trail", "audit")
 _WRITE_MARK = "audit_write_transaction"

@@ -192,4 +192,6 @@ def clear_context() -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    return structlog.get_logger(name)
+    """A structlog logger over the standard library's: silent (INFO) until ``configure_logging``
+    has run, then JSON lines in the log file."""
+    return structlog.wrap_logger(logging.getLogger(name))

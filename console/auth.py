@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import structlog
@@ -31,7 +32,8 @@ LOCK_AFTER_FAILURES = 5
 #: OWASP Password Storage Cheat Sheet, argon2id: any of these (memory KiB, iterations) with p=1
 OWASP_ARGON2ID_MINIMUM = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
 
-log = structlog.get_logger("console.auth")
+#: through the standard library: silent until the application configures logging
+log = structlog.wrap_logger(logging.getLogger("console.auth"))
 
 
 def production_hasher() -> PasswordHasher:
