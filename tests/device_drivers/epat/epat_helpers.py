@@ -27,6 +27,9 @@ from device_drivers.epat.simulator import EpatSimulator
 from device_drivers.transports.serial_link import SerialLink
 
 REPLY_CODES = (Reply.ACK, Reply.NAK)
+#: Speed factor of the driver tests: simulated time 5× faster keeps them short while the
+#: watchdog (100 ms wall) stays far above any scheduling hiccup of a loaded 2-core machine.
+SPEED = 5
 
 
 class Exchange(NamedTuple):

@@ -34,7 +34,7 @@ from device_drivers.interface import (
     UnitState,
     ValueRange,
 )
-from tests.device_drivers.epat.epat_helpers import UnitFactory
+from tests.device_drivers.epat.epat_helpers import SPEED, UnitFactory
 
 D = Decimal
 
@@ -71,7 +71,7 @@ def test_applicator_and_its_wear(make_unit: UnitFactory) -> None:
 
 @pytest.mark.req("EPAT-CMD-2", "EPAT-PARAM-1")
 def test_whole_treatment_through_the_interface(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     messages: list[DeviceMessage] = []
     driver.add_listener(messages.append)
@@ -107,7 +107,7 @@ def test_whole_treatment_through_the_interface(make_unit: UnitFactory) -> None:
 
 @pytest.mark.req("EPAT-CMD-2")
 def test_stop_returns_the_final_count(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     driver.load_parameters(epat("21.0", 1000))
     driver.arm()
@@ -306,7 +306,7 @@ def test_raw_command_decodes_ack_and_nak(make_unit: UnitFactory) -> None:
 def test_raw_command_is_refused_while_armed_or_delivering(
     make_unit: UnitFactory, state: str
 ) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     log = CommLog()
     driver = unit.driver(commlog=log)
     driver.load_parameters(epat("1.0", 1000))
@@ -336,7 +336,7 @@ def test_link_stats_report_round_trips(make_unit: UnitFactory) -> None:
 
 @pytest.mark.req("EPAT-CMD-2", "EPAT-LINK-2")
 def test_main_path_over_a_pty(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10, pty=True)
+    unit = make_unit(speed=2, pty=True)  # the pty path is the slower one: more watchdog margin
     assert unit.pty is not None
     driver = unit.driver(unit.pty.path)
     assert driver.identify().model == "RPW-200"

@@ -24,7 +24,7 @@ from device_drivers.interface import (
     LinkDown,
     UnitState,
 )
-from tests.device_drivers.epat.epat_helpers import Unit, UnitFactory
+from tests.device_drivers.epat.epat_helpers import SPEED, Unit, UnitFactory
 
 D = Decimal
 
@@ -150,7 +150,7 @@ def _bring_to(driver: EpatDriver, unit: Unit, state: State) -> None:
 def test_estop_from_every_state_latches_fault_and_returns_the_count(
     make_unit: UnitFactory, state: State
 ) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     _bring_to(driver, unit, state)
     assert unit.sim.snapshot().state is state
@@ -167,7 +167,7 @@ def test_estop_from_every_state_latches_fault_and_returns_the_count(
 
 @pytest.mark.req("EPAT-ESTOP-1")
 def test_estop_goes_out_at_once_while_another_command_waits(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=1)  # real time: the 150 ms reply delay stays inside the watchdog
     log = CommLog()
     driver = unit.driver(commlog=log, reply_timeout_s=0.5)
     driver.load_parameters(epat())
@@ -189,7 +189,7 @@ def test_estop_goes_out_at_once_while_another_command_waits(make_unit: UnitFacto
 
 @pytest.mark.req("EPAT-ESTOP-1", "EPAT-RETRY-2")
 def test_a_command_overtaken_by_estop_is_not_retried(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     log = CommLog()
     driver = unit.driver(commlog=log, reply_timeout_s=0.1)
     driver.load_parameters(epat())
@@ -215,7 +215,7 @@ def test_a_command_overtaken_by_estop_is_not_retried(make_unit: UnitFactory) -> 
 @pytest.mark.req("EPAT-HB-1", "EPAT-WDOG-1")
 @pytest.mark.parametrize("state", [State.ARMED, State.FIRING, State.PAUSED])
 def test_heartbeats_keep_an_idle_host_alive(make_unit: UnitFactory, state: State) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     log = CommLog()
     driver = unit.driver(commlog=log)  # heartbeat every 10 ms wall = 100 ms simulated
     driver.load_parameters(epat("1.0"))
@@ -224,7 +224,7 @@ def test_heartbeats_keep_an_idle_host_alive(make_unit: UnitFactory, state: State
         driver.start()
     if state is State.PAUSED:
         driver.pause()
-    time.sleep(0.3)  # 3 s simulated, six watchdog periods, without a command from the owner
+    time.sleep(0.3)  # 1.5 s simulated, three watchdog periods, without a command from the owner
     assert unit.sim.snapshot().state is state
     beats = [f for _, f in tx_frames(log) if f.cmd == Command.HEARTBEAT]
     assert len(beats) >= 10
@@ -232,7 +232,7 @@ def test_heartbeats_keep_an_idle_host_alive(make_unit: UnitFactory, state: State
 
 @pytest.mark.req("EPAT-HB-1")
 def test_no_heartbeats_when_nothing_is_watched(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     log = CommLog()
     driver = unit.driver(commlog=log)
     driver.load_parameters(epat())
@@ -247,14 +247,14 @@ def test_no_heartbeats_when_nothing_is_watched(make_unit: UnitFactory) -> None:
 
 @pytest.mark.req("EPAT-WDOG-1")
 def test_watchdog_trips_when_the_host_goes_silent(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver(heartbeat_interval_s=10.0)  # a host that never heartbeats
     events: list[DeviceEvent] = []
     driver.add_listener(lambda m: events.append(m) if isinstance(m, DeviceEvent) else None)
     driver.load_parameters(epat())
     driver.arm()
     driver.start()
-    time.sleep(0.12)  # > 500 ms simulated
+    time.sleep(0.2)  # 1 s simulated: well past the 500 ms watchdog
     status = driver.status()
     assert (status.state, status.faults) == (UnitState.FAULT, ("COMM_LOSS",))
     assert status.delivered == 10  # stopped within one pulse of the trip
@@ -267,7 +267,7 @@ def test_watchdog_trips_when_the_host_goes_silent(make_unit: UnitFactory) -> Non
 # --- link loss ------------------------------------------------------------------------------------
 @pytest.mark.req("EPAT-LINK-1")
 def test_link_cut_mid_delivery(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     messages: list[DeviceMessage] = []
     driver.add_listener(messages.append)
@@ -286,7 +286,7 @@ def test_link_cut_mid_delivery(make_unit: UnitFactory) -> None:
     with pytest.raises(LinkLost):
         driver.emergency_stop()
     driver.close()  # never raises on a dead link
-    time.sleep(0.1)  # the unit's watchdog trips without the host
+    time.sleep(0.2)  # 1 s simulated: the unit's watchdog trips without the host
     again = unit.driver()
     status = again.status()
     assert status.state is UnitState.FAULT
@@ -319,7 +319,7 @@ def test_link_cut_on_a_pty_is_link_lost_and_a_new_terminal_is_offered(
 
 @pytest.mark.req("EPAT-LINK-1")
 def test_a_new_host_replaces_the_old_one_and_the_state_survives(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     first = unit.driver()
     lost = threading.Event()
     first.add_listener(lambda m: lost.set() if isinstance(m, LinkDown) else None)
@@ -332,7 +332,7 @@ def test_a_new_host_replaces_the_old_one_and_the_state_survives(make_unit: UnitF
 # --- routing --------------------------------------------------------------------------------------
 @pytest.mark.req("EPAT-ROUTE-1")
 def test_replies_are_never_confused_with_status_and_event_frames(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     statuses: list[DeviceStatus] = []
     driver.add_listener(lambda m: statuses.append(m) if isinstance(m, DeviceStatus) else None)
@@ -359,21 +359,21 @@ def test_replies_are_never_confused_with_status_and_event_frames(make_unit: Unit
     "state", [State.IDLE, State.READY, State.ARMED, State.FIRING, State.PAUSED, State.COMPLETE]
 )
 def test_close_leaves_the_unit_stopped_and_disarmed(make_unit: UnitFactory, state: State) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     _bring_to(driver, unit, state)
     driver.close()
     snap = unit.sim.snapshot()
     assert (snap.state, snap.faults) == (State.IDLE, 0)
     count = snap.delivered
-    time.sleep(0.1)  # well past the watchdog: nothing armed is left behind
+    time.sleep(0.2)  # well past the watchdog: nothing armed is left behind
     assert unit.sim.snapshot().state is State.IDLE
     assert unit.sim.snapshot().delivered == count
 
 
 @pytest.mark.req("EPAT-CLOSE-1")
 def test_close_leaves_a_fault_latched(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
+    unit = make_unit(speed=SPEED)
     driver = unit.driver()
     _bring_to(driver, unit, State.FIRING)
     driver.emergency_stop()
@@ -383,8 +383,8 @@ def test_close_leaves_a_fault_latched(make_unit: UnitFactory) -> None:
 
 @pytest.mark.req("EPAT-CLOSE-1")
 def test_close_is_idempotent_and_runs_from_a_context_manager(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
-    with EpatDriver(unit.url, heartbeat_interval_s=0.01) as driver:
+    unit = make_unit(speed=SPEED)
+    with EpatDriver(unit.url, heartbeat_interval_s=0.1 / SPEED) as driver:
         driver.load_parameters(epat())
         driver.arm()
         driver.start()
@@ -402,8 +402,8 @@ def test_close_is_idempotent_and_runs_from_a_context_manager(make_unit: UnitFact
 
 @pytest.mark.req("EPAT-CLOSE-1")
 def test_close_after_an_exception_in_a_with_block(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=10)
-    with pytest.raises(RuntimeError), EpatDriver(unit.url, heartbeat_interval_s=0.01) as driver:
+    unit = make_unit(speed=SPEED)
+    with pytest.raises(RuntimeError), EpatDriver(unit.url, heartbeat_interval_s=0.02) as driver:
         driver.load_parameters(epat())
         driver.arm()
         driver.start()

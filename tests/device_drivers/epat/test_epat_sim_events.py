@@ -155,9 +155,10 @@ def test_status_stream_first_frame_one_period_after_set_stream(make_unit: UnitFa
     host.listen(0.55)
     times = [t for t, f in host.received if f.cmd == Unsolicited.STATUS]
     assert 4 <= len(times) <= 6
-    assert times[0] - sent_at == pytest.approx(0.100, abs=0.02)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(abs(g - 0.100) < 0.03 for g in gaps), gaps
+    # the unit keeps an absolute schedule: frame k is due k+1 periods after SET_STREAM; a busy
+    # host may read it late, never early
+    for k, t in enumerate(times):
+        assert -0.005 < t - (sent_at + 0.100 * (k + 1)) < 0.060, (k, t - sent_at)
     for _, frame in host.received:
         if frame.cmd == Unsolicited.STATUS:
             assert StatusBlock.unpack(frame.payload).state == State.IDLE

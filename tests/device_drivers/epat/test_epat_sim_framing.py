@@ -104,9 +104,9 @@ def test_slow_bytes_within_20_ms_of_each_other_still_make_a_frame(make_unit: Uni
     unit = make_unit()
     host = unit.raw()
     frame = encode_frame(9, Command.HEARTBEAT)
-    for byte in frame:
-        host.send_raw(bytes((byte,)))
-        time.sleep(0.004)
+    for chunk in (frame[:2], frame[2:4], frame[4:]):  # two gaps of 12 ms: 24 ms in all
+        host.send_raw(chunk)
+        time.sleep(0.012)
     assert host.wait_reply(9).reply.cmd == Reply.ACK
 
 
