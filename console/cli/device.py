@@ -11,12 +11,10 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from decimal import Decimal
-from typing import Any
 
 from console.cli import CommandError
 from console.devices import open_device
+from console.jsonable import to_jsonable
 from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected
 from device_drivers.interface import (
     DeviceEvent,
@@ -99,19 +97,6 @@ def _opened(args: argparse.Namespace) -> Iterator[TherapyDevice]:
         device.close()
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy of a value (Decimal → string, so nothing is rounded)."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return _plain(asdict(value))
-    return value
-
-
 def _range(r: ValueRange | None, unit: str, *, show_step: bool = True) -> str:
     if r is None:
         return "-"
@@ -127,7 +112,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                _plain(
+                to_jsonable(
                     {
                         "identity": identity,
                         "envelope": envelope,
@@ -170,7 +155,7 @@ def _selftest(args: argparse.Namespace) -> int:
     with _opened(args) as device:
         result = device.self_test()
     if args.json:
-        print(json.dumps(_plain(result)))
+        print(json.dumps(to_jsonable(result)))
     elif result.passed:
         print("Self-test passed.")
     else:
@@ -182,7 +167,7 @@ def _events(args: argparse.Namespace) -> int:
     with _opened(args) as device:
         events = device.event_log(args.from_index)
     if args.json:
-        print(json.dumps(_plain(events), indent=2))
+        print(json.dumps(to_jsonable(events), indent=2))
         return 0
     if not events:
         print(f"No events from index {args.from_index}.")
@@ -224,7 +209,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _status_line(status: DeviceStatus, as_json: bool) -> str:
     if as_json:
-        return json.dumps(_plain(status))
+        return json.dumps(to_jsonable(status))
     parts = [f"{status.state:<10}", f"delivered {status.delivered}/{status.target}"]
     if status.pressure_measured_bar is not None:
         parts.append(f"pressure {status.pressure_measured_bar} bar")
@@ -249,7 +234,7 @@ def _raw(args: argparse.Namespace) -> int:
             if args.payload:
                 raise CommandError("an EMTT raw command is one SCPI line; quote it", 2)
             reply = device.raw_command(args.command)  # type: ignore[attr-defined]
-    print(json.dumps(_plain(reply)) if args.json else _reply_text(reply))
+    print(json.dumps(to_jsonable(reply)) if args.json else _reply_text(reply))
     return 0
 
 

@@ -610,13 +610,29 @@ class SessionWorkflow:
         self._finish(action, {"cause": cause})
 
     def _finish(self, action: Action, data: Mapping[str, Any] | None = None) -> None:
-        """End delivery: record the count and the applicator after, then leave the state."""
+        """End delivery: take the unit's own final count, the applicator after, then leave.
+
+        The unit keeps its count after STOP, DISARM, completion and faults, so the count read
+        back here is authoritative (SES-COUNT-1); a difference from what the messages said is
+        recorded, never hidden.
+        """
         shots_after = None
         if self.worker is not None:
             try:
-                shots_after = self.worker.call(lambda d: d.applicator(), 2.0).shots_used
+                final, applicator = self.worker.call(lambda d: (d.status(), d.applicator()), 2.0)
             except (DeviceError, TimeoutError):
-                shots_after = None
+                final, applicator = None, None
+            if final is not None:
+                if final.delivered != self.segment_delivered:
+                    self._recorder.event(
+                        self.ctx,
+                        "session.count_reconciled",
+                        {"reported": self.segment_delivered, "unit": final.delivered},
+                    )
+                self.segment_delivered = final.delivered
+                self.last_status = final
+            if applicator is not None:
+                shots_after = applicator.shots_used
         self._recorder.update(
             self.ctx,
             {
