@@ -206,62 +206,64 @@ def check_rows(
                 where = last_seq + 1 if last_seq is not None else 0
                 add(Problem(where, "malformed", f"seq {seq!r} is not an integer"))
                 continue
-            # ---- the event's own content
+            # ---- the event's own content (a malformed event still takes part in the links)
+            malformed = None
             shape_key = (actor, role, ws, action, stype)
             try:
-                q_actor, q_role, q_ws, q_action, q_stype = quoted[shape_key]
-            except (KeyError, TypeError):
-                shape = _shape_problem(actor, role, ws, action, stype)
-                if shape:
-                    add(Problem(seq, "malformed", shape))
-                    continue
-                quoted[shape_key] = (
-                    quote(actor),
-                    quote(role),
-                    quote(ws),
-                    quote(action),
-                    quote(stype),
-                )
-                q_actor, q_role, q_ws, q_action, q_stype = quoted[shape_key]
-            if v != 1 or type(v) is not int:
-                add(Problem(seq, "malformed", f"format version {v!r} is not 1"))
-                continue
-            if type(ts) is not str or not ts_ok(ts):
-                add(Problem(seq, "malformed", f"ts {ts!r} is not RFC 3339 UTC with microseconds"))
-                continue
-            if type(sid) is not str or not sid or type(prev) is not str:
-                add(Problem(seq, "malformed", "subject id or prev is not a non-empty string"))
-                continue
-            data = None
-            try:
-                if type(data_text) is str:
+                quotes = quoted.get(shape_key)
+            except TypeError:  # an unhashable value where a string belongs
+                quotes = None
+            if quotes is None:
+                malformed = _shape_problem(actor, role, ws, action, stype)
+                if malformed is None:
+                    quotes = quoted[shape_key] = (
+                        quote(actor),
+                        quote(role),
+                        quote(ws),
+                        quote(action),
+                        quote(stype),
+                    )
+            if malformed is None and (v != 1 or type(v) is not int):
+                malformed = f"format version {v!r} is not 1"
+            if malformed is None and (type(ts) is not str or not ts_ok(ts)):
+                malformed = f"ts {ts!r} is not RFC 3339 UTC with microseconds and Z"
+            if malformed is None and (type(sid) is not str or not sid or type(prev) is not str):
+                malformed = "subject id or prev is not a non-empty string"
+            if malformed is None and type(data_text) is not str:
+                malformed = "data is not text"
+            if malformed is not None or quotes is None:
+                add(Problem(seq, "malformed", malformed or "malformed event"))
+            else:
+                q_actor, q_role, q_ws, q_action, q_stype = quotes
+                data = None
+                try:
                     data, end = scan(data_text, 0)
                     if type(data) is not dict or end != len(data_text) or encode(data) != data_text:
                         data = None
-            except (_FloatFound, ValueError, StopIteration):
-                data = None
-            if data is None:
-                data, kind, message = _parse_data(data_text)
-                if kind is not None and message is not None:
-                    add(Problem(seq, kind, message))
-                if type(data_text) is not str:
-                    continue
-            text = (
-                f'{{"action":{q_action},"actor":{q_actor},"data":{data_text},'
-                f'"prev":{quote(prev)},"role":{q_role},"seq":{seq},'
-                f'"subject":{{"id":{quote(sid)},"type":{q_stype}}},'
-                f'"ts":"{ts}","v":1,"workstation":{q_ws}}}'
-            )
-            if sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != digest:
-                add(
-                    Problem(
-                        seq,
-                        "hash_mismatch",
-                        "hash does not match the event's content (the event was altered)",
-                    )
+                except (_FloatFound, ValueError, StopIteration):
+                    data = None
+                if data is None:
+                    data, kind, message = _parse_data(data_text)
+                    if kind is not None and message is not None:
+                        add(Problem(seq, kind, message))
+                text = (
+                    f'{{"action":{q_action},"actor":{q_actor},"data":{data_text},'
+                    f'"prev":{quote(prev)},"role":{q_role},"seq":{seq},'
+                    f'"subject":{{"id":{quote(sid)},"type":{q_stype}}},'
+                    f'"ts":"{ts}","v":1,"workstation":{q_ws}}}'
                 )
-            if action == CHECKPOINT_ACTION and not _checkpoint_problems(add, seq, prev, data, keys):
-                seg.checkpoints.append(seq)
+                if sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != digest:
+                    add(
+                        Problem(
+                            seq,
+                            "hash_mismatch",
+                            "hash does not match the event's content (the event was altered)",
+                        )
+                    )
+                if action == CHECKPOINT_ACTION and not _checkpoint_problems(
+                    add, seq, prev, data, keys
+                ):
+                    seg.checkpoints.append(seq)
             if seq in anchors:
                 anchor = anchors[seq]
                 seg.anchors_seen.append(seq)
@@ -294,7 +296,7 @@ def _shape_problem(actor: Any, role: Any, ws: Any, action: Any, stype: Any) -> s
     for name, value in (("actor", actor), ("workstation", ws), ("subject type", stype)):
         if type(value) is not str or not value:
             return f"{name} is not a non-empty string"
-    if role not in _ROLES:
+    if type(role) is not str or role not in _ROLES:
         return f"role {role!r} is not one of {', '.join(EVENT_ROLES)}"
     if type(action) is not str or not _ACTION(action):
         return f"action {action!r} is not a dotted lowercase name"

@@ -296,3 +296,18 @@ def test_jsonl_export_line_re_canonicalises_to_the_stored_hash(small: AuditTrail
         event = json.loads(jsonl_line(row))
         body = {k: v for k, v in event.items() if k != "hash"}
         assert hashlib.sha256(canonical_json(body).encode()).hexdigest() == row[11]
+
+
+def test_a_malformed_event_is_named_and_the_links_around_it_still_checked(
+    small: AuditTrail, tmp_path: Path
+) -> None:
+    path = tmp_path / "trail.jsonl"
+    export_trail(small, ADMIN, "jsonl", path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    event = json.loads(lines[3])
+    event["role"] = ["admin"]  # wrong type: not even hashable
+    event["ts"] = "yesterday"
+    lines[3] = json.dumps(event)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = verify_file(path, {small.signer.key_id: small.signer.public}, max_checkpoint_gap=11)
+    assert [(p.seq, p.kind) for p in report.problems] == [(4, "malformed")]
