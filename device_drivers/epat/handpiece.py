@@ -40,11 +40,12 @@ class Applicator:
 
 
 def applicator_type(name: str) -> ApplicatorType:
-    try:
-        return APPLICATOR_TYPES[name]
-    except KeyError:
-        known = ", ".join(APPLICATOR_TYPES)
-        raise ValueError(f"unknown applicator type {name!r}; the unit knows {known}") from None
+    """The applicator type called ``name`` (case-insensitive: ``r15`` is the R15)."""
+    for known in APPLICATOR_TYPES.values():
+        if known.name.lower() == name.strip().lower():
+            return known
+    names = ", ".join(APPLICATOR_TYPES)
+    raise ValueError(f"unknown applicator type {name!r}; the unit knows {names}")
 
 
 class ThermalModel:
