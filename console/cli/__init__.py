@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run on built-in device simulators and a demo database in a temporary folder",
     )
+    parser.add_argument(
+        "--demo-speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="with --demo: run the simulated units X times faster than real time (default 5)",
+    )
+    parser.add_argument(
+        "--exit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close the console after this many seconds (smoke tests and start-up timing)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if module_info.name.startswith("_"):

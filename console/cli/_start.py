@@ -1,17 +1,22 @@
-"""What the bare ``therapy-console`` (and ``--demo``) does."""
+"""What the bare ``therapy-console`` (and ``--demo``) does: open the console window."""
 
 from __future__ import annotations
 
 import argparse
 
-from console import __version__
+from console.cli import CommandError
 
 
 def start_console(args: argparse.Namespace) -> int:
-    print(f"therapy-console {__version__}")
-    if not args.demo:
-        print("The treatment console is not built yet; try --demo or --help.")
-        return 0
-    from console.demo import run_demo
+    if args.demo:
+        from console.demo import DEFAULT_DEMO_SPEED, run_demo
 
-    return run_demo()
+        speed = args.demo_speed if args.demo_speed is not None else DEFAULT_DEMO_SPEED
+        if not speed > 0:
+            raise CommandError("--demo-speed must be greater than 0", 2)
+        return run_demo(speed, exit_after_s=args.exit_after)
+    if args.demo_speed is not None:
+        raise CommandError("--demo-speed goes with --demo", 2)
+    from console.clinic import run_clinic_console
+
+    return run_clinic_console(exit_after_s=args.exit_after)

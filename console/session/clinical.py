@@ -159,6 +159,10 @@ class ProtocolRules:
             record=result.to_record(),
         )
 
+    def defaults_for(self, protocol_id: str) -> dict[str, str | int]:
+        """The protocol's default settings as a record (units in the keys, no floats)."""
+        return SessionPlan.defaults_of(self.library.get(protocol_id)).to_record()
+
     def defaults(self, ctx: SessionContext) -> PlannedParameters:
         plan = SessionPlan.defaults_of(self.library.get(ctx.protocol_id))
         return PlannedParameters(
