@@ -141,3 +141,10 @@ def test_every_byte_goes_to_the_communication_log(make_unit: UnitFactory, tmp_pa
     ]
     assert [f.seq for f in rx if f.cmd in (Reply.ACK, Reply.NAK)] == [f.seq for f in tx]
     assert all(a.t_ns <= b.t_ns for a, b in itertools.pairwise(records))
+
+
+@pytest.mark.req("EPAT-OPEN-1")
+def test_a_loop_url_opens_but_its_echo_is_not_taken_for_a_unit() -> None:
+    # loop:// hands the driver its own HELLO back: a frame, but not a reply
+    with pytest.raises(LinkTimeout, match="no EPAT unit answered at loop://"):
+        EpatDriver("loop://", reply_timeout_s=0.03)

@@ -178,6 +178,18 @@ def test_bad_length_wins_over_wrong_state(make_unit: UnitFactory) -> None:
     assert host.nak(Command.ARM, b"\x00") == (Nak.BAD_LENGTH, 0)  # IDLE: also wrong state
 
 
+@pytest.mark.req("EPAT-NAK-1")
+def test_unknown_and_bad_length_win_over_the_fault_rule(make_unit: UnitFactory) -> None:
+    unit = make_unit(applicator=None)
+    host = unit.raw()
+    # without an applicator: BAD_LENGTH wins over NO_APPLICATOR
+    assert host.nak(Command.SET_PARAMS, bytes(7)) == (Nak.BAD_LENGTH, 0)
+    host.ack(Command.ESTOP)
+    assert host.nak(0x7F) == (Nak.UNKNOWN_CMD, 0)
+    assert host.nak(Command.ARM, b"\x01") == (Nak.BAD_LENGTH, 0)
+    assert host.nak(Command.ARM) == (WRONG_STATE, State.FAULT)
+
+
 @pytest.mark.req("EPAT-NAK-1", "EPAT-APPL-1")
 def test_no_applicator_answers_set_params_arm_and_start(make_unit: UnitFactory) -> None:
     unit = make_unit(applicator=None)

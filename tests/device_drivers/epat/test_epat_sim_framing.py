@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from device_drivers.epat.codec import encode_frame
 from device_drivers.epat.constants import Command, Reply, Unsolicited
@@ -162,3 +164,28 @@ def test_pty_link_answers_and_stays_silent_on_bad_crc(make_unit: UnitFactory) ->
     assert host.listen(0.1) == []
     assert host.exchange(Command.HELLO).reply.cmd == Reply.ACK
     assert host.status().crc_errors == 1
+
+
+@pytest.mark.req("EPAT-RX-1", "EPAT-FRAME-2")
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(garbage=st.lists(st.binary(max_size=12), min_size=3, max_size=3))
+def test_the_unit_finds_every_frame_among_random_garbage(
+    make_unit: UnitFactory, garbage: list[bytes]
+) -> None:
+    """Over the wire: junk (SOF bytes included) around frames never costs a frame for long."""
+    if not make_unit.units:
+        make_unit()
+    unit = make_unit.units[0]
+    host = unit.opened[0] if unit.opened else unit.raw()
+    seqs = [host.next_seq(), host.next_seq()]
+    stream = garbage[0] + encode_frame(seqs[0], Command.HEARTBEAT) + garbage[1]
+    stream += encode_frame(seqs[1], Command.GET_APPLICATOR) + garbage[2]
+    host.send_raw(stream)
+    # a fake SOF may hold the frames back until the 20 ms partial-frame timeout frees them
+    assert host.wait_reply(seqs[0], timeout=0.3).reply.cmd == Reply.ACK
+    assert host.wait_reply(seqs[1], timeout=0.3).reply.cmd == Reply.ACK
+    time.sleep(0.025)  # let any trailing fake SOF expire before the next example
