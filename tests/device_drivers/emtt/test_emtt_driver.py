@@ -286,23 +286,23 @@ def test_clear_fault_outside_fault_is_rejected(driver: EmttDriver) -> None:
 def test_a_whole_session_through_the_driver(
     driver: EmttDriver, fast_simulator: EmttSimulator
 ) -> None:
-    driver.load_parameters(session_params(freq="10", pulses=300))
+    driver.load_parameters(session_params(freq="10", pulses=50))
     driver.arm()
     assert driver.heartbeat() is UnitState.ARMED
     driver.start()
-    time.sleep(0.2)  # 4 s simulated: ~40 pulses
+    time.sleep(2 / SPEED)  # 2 s simulated: ~20 pulses
     paused_at = driver.pause()
-    assert 0 < paused_at < 300
+    assert 0 < paused_at < 50
     time.sleep(0.1)
     assert driver.status().delivered == paused_at
     assert driver.status().field_measured_mt == Decimal("0.0")
     driver.resume()
     assert driver.status().field_measured_mt == Decimal("40.0")
     wait_for(lambda: driver.status().state is UnitState.COMPLETE, timeout=5.0)
-    assert driver.status().delivered == 300
-    assert driver.disarm() == 300
+    assert driver.status().delivered == 50
+    assert driver.disarm() == 50
     assert driver.status().state is UnitState.IDLE
-    assert driver.applicator().shots_used == 300
+    assert driver.applicator().shots_used == 50
     events = driver.event_log()
     assert [e.state for e in events if e.kind is EventKind.STATE_CHANGE] == [
         UnitState.READY,
@@ -314,7 +314,7 @@ def test_a_whole_session_through_the_driver(
         UnitState.IDLE,
     ]
     completion = [e for e in events if e.kind is EventKind.COMPLETION]
-    assert [e.data for e in completion] == [300]
+    assert [e.data for e in completion] == [50]
 
 
 @pytest.mark.req("EMTT-DELIV-1")
@@ -427,5 +427,5 @@ def test_raw_commands_are_refused_while_armed_or_delivering(
 @pytest.mark.req("EMTT-WDOG-1")
 def test_a_raw_arm_starts_the_heartbeats(driver: EmttDriver, fast_simulator: EmttSimulator) -> None:
     assert driver.raw_command("SOUR:FIEL 40;FREQ 5;PULS 10;:SESS:ARM") is None
-    time.sleep(0.3)  # six watchdog periods
+    time.sleep(3 / SPEED)  # three watchdog periods
     assert driver.status().state is UnitState.ARMED
