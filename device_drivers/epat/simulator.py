@@ -416,21 +416,27 @@ class EpatSimulator:
     def _run_unit(self) -> None:
         """Unit thread: timed events and the STATUS stream while a host is attached."""
         with self._cond:
-            while not self._closed and self._port is not None:
-                now_wall = time.monotonic()
-                t = self.clock.now()
-                self._model.advance(t)
-                self._follow_stream_setting(now_wall)
-                if self._stream_next is not None and now_wall >= self._stream_next:
-                    self._model.outbox.append(("status", self._model.status_frame()))
-                    period = self._model.stream_period_ms / 1000
-                    self._stream_next += period
-                    if self._stream_next <= now_wall:  # fell behind: keep the phase, skip
-                        self._stream_next = now_wall + period
-                out, self._model.outbox = self._model.outbox, []
-                self._transmit(out, self._port)
-                self._cond.wait(self._wait_s(t, now_wall))
-            self._ticker = None
+            try:
+                while not self._closed and self._port is not None:
+                    now_wall = time.monotonic()
+                    t = self.clock.now()
+                    self._model.advance(t)
+                    self._follow_stream_setting(now_wall)
+                    self._stream_due(now_wall)
+                    out, self._model.outbox = self._model.outbox, []
+                    self._transmit(out, self._port)
+                    self._cond.wait(self._wait_s(t, now_wall))
+            finally:
+                self._ticker = None  # a later attach starts a new unit thread
+
+    def _stream_due(self, now_wall: float) -> None:
+        if self._stream_next is None or now_wall < self._stream_next:
+            return
+        self._model.outbox.append(("status", self._model.status_frame()))
+        period = self._model.stream_period_ms / 1000
+        self._stream_next += period
+        if self._stream_next <= now_wall:  # fell far behind: skip the missed periods
+            self._stream_next = now_wall + period
 
     def _wait_s(self, t: float, now_wall: float) -> float:
         wait = _MAX_IDLE_WAIT_S
