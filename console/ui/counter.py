@@ -42,6 +42,9 @@ class PulseCounter(QWidget):
         self.setAccessibleName("pulse counter")
 
     def show_count(self, delivered: int, target: int) -> None:
-        self.count_label.setText(format_count(delivered, target))
+        text = format_count(delivered, target)
+        if text == self.count_label.text():
+            return
+        self.count_label.setText(text)
         self.progress.setRange(0, max(target, 1))
         self.progress.setValue(min(delivered, max(target, 1)))

@@ -24,7 +24,7 @@ from console.session.ports import PlannedParameters
 from console.session.states import ENDED_STATES, SessionState
 from console.ui.estop import EmergencyKeyFilter
 from console.ui.lock import InactivityMonitor, LockOverlay
-from console.ui.ports import BackendError, ConsoleBackend, UnitLink
+from console.ui.ports import BackendError, ConsoleBackend
 from console.ui.screens.base import Screen
 from console.ui.screens.delivery import DeliveryScreen
 from console.ui.screens.documentation import SIGN_MEANING, DocumentationScreen
@@ -61,7 +61,6 @@ class MainWindow(QMainWindow):
         self.user: UserView | None = None
         self.patient: PatientView | None = None
         self.protocol: ProtocolView | None = None
-        self.link: UnitLink | None = None
         self.locked = False
         self._last_state: SessionState | None = None
 
@@ -148,6 +147,7 @@ class MainWindow(QMainWindow):
         self.patients_screen.patient_opened.connect(self._open_patient)
         self.patient_screen.back.connect(self._back_to_patients)
         self.patient_screen.new_session.connect(self._new_session)
+        self.patient_screen.recover_requested.connect(self._recover)
 
         s = self.screening_screen
         s.submit_requested.connect(
@@ -288,21 +288,24 @@ class MainWindow(QMainWindow):
             self._on_refused("New session", ["a session is already open: finish it first"])
             return
 
-        def job() -> tuple[Any, ProtocolView, list[QuestionView], UnitLink]:
+        def job() -> tuple[Any, ProtocolView, list[QuestionView], str]:
             protocol = self.backend.protocol(protocol_id)
             questions = list(self.backend.questionnaire())
-            link = self.backend.unit_link(protocol.modality)
+            try:
+                link = self.backend.unit_link(protocol.modality)
+            except BackendError as exc:
+                link = f"none — {exc}"
             workflow = self.backend.begin_session(user, patient.patient.patient_id, protocol_id)
             return workflow, protocol, questions, link
 
-        def done(value: tuple[Any, ProtocolView, list[QuestionView], UnitLink]) -> None:
+        def done(value: tuple[Any, ProtocolView, list[QuestionView], str]) -> None:
             workflow, protocol, questions, link = value
-            self.protocol, self.link = protocol, link
+            self.protocol = protocol
             self._last_state = None
             self.screening_screen.set_questions(questions)
             self.planning_screen.set_protocol(protocol)
             self.unit_screen.reset()
-            self.unit_screen.set_link(link.description)
+            self.unit_screen.set_link(link)
             self.delivery_screen.reset(protocol.modality)
             self.documentation_screen.reset()
             self.controller.attach(workflow)
@@ -320,10 +323,21 @@ class MainWindow(QMainWindow):
         self.controller.run("Plan", lambda w: w.plan(plan, override_reason=reason))
 
     def _connect_unit(self) -> None:
-        if self.link is None:
-            self._on_refused("Connect", ["no unit link is configured for this modality"])
+        workflow = self.controller.workflow
+        if workflow is None:
             return
-        self.controller.connect_unit(self.link.open_driver)
+        self.controller.connect_unit(lambda outbox: self.backend.start_worker(workflow, outbox))
+
+    def _recover(self, session_id: str) -> None:
+        user, patient = self.user, self.patient
+        if user is None or patient is None:
+            return
+
+        def done(outcome: str) -> None:
+            self._open_patient(patient.patient.patient_id)
+            self.patient_screen.show_info("Unfinished session closed", [outcome])
+
+        self._call("Recover", lambda: self.backend.recover(user, session_id), done)
 
     def _abort(self, reason: str) -> None:
         self.controller.run("Abort", lambda w: w.abort(reason))

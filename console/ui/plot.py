@@ -185,15 +185,18 @@ class LivePlot(QWidget):
             return
         newest = self._samples[-1][0]
         oldest_shown = newest - self._window_s
-        points = QPolygonF()
-        for t, value in self._samples:
-            if t < oldest_shown:
-                continue
-            x = area.right() - area.width() * (newest - t) / self._window_s
-            y = area.bottom() - area.height() * min(max(value, 0.0), self._y_max) / self._y_max
-            points.append(QPointF(x, y))
+        # A Python list turned into a polygon once: QPolygonF.append in PySide6 6.x mis-counts
+        # references to None and crashes the interpreter after a few thousand calls.
+        points = [
+            QPointF(
+                area.right() - area.width() * (newest - t) / self._window_s,
+                area.bottom() - area.height() * min(max(value, 0.0), self._y_max) / self._y_max,
+            )
+            for t, value in self._samples
+            if t >= oldest_shown
+        ]
         painter.setPen(QPen(self._colour, 2))
-        if points.size() == 1:
-            painter.drawEllipse(points.at(0), 2, 2)
+        if len(points) == 1:
+            painter.drawEllipse(points[0], 2, 2)
         else:
-            painter.drawPolyline(points)
+            painter.drawPolyline(QPolygonF(points))

@@ -1,16 +1,18 @@
 """What the console's screens need from the application layer, in one small interface.
 
-``console/ui/adapters.py`` implements it over ``console/services.py``; keeping the screens on
-this interface means they never touch the record store or the clinical rules directly.
+``console/ui/adapters.py`` implements it over ``console/services.py`` and maps its values onto
+the screens' display values (``console/ui/views.py``); the screens never touch the record store
+or the clinical rules directly. Every method may do I/O: the GUI calls them on its session
+thread, never on the GUI thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from console.alarms import AlarmBoard
+from console.session.device_worker import DeviceWorker, Outbox
 from console.session.workflow import SessionWorkflow
 from console.ui.views import (
     PatientRow,
@@ -19,35 +21,17 @@ from console.ui.views import (
     QuestionView,
     UserView,
 )
-from device_drivers.interface import TherapyDevice
 
 
 class BackendError(Exception):
     """A user-facing failure of the application layer (wrong password, unknown patient …)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UnitLink:
-    """How to reach the unit for a modality: a description for the screen and an opener."""
-
-    description: str
-    open_driver: Callable[[], TherapyDevice]
-
-
-@dataclass(frozen=True, slots=True)
-class UnfinishedSession:
-    """A session the console found unfinished after it stopped (it must be documented)."""
-
-    patient_id: str
-    pseudonym: str
-    protocol_id: str
-    state: str
-    open: Callable[[], SessionWorkflow]
-
-
 class ConsoleBackend(Protocol):
     alarms: AlarmBoard
-    lock_after_s: float
+
+    @property
+    def lock_after_s(self) -> float: ...
 
     def login(self, username: str, password: str) -> UserView: ...
 
@@ -69,6 +53,14 @@ class ConsoleBackend(Protocol):
         self, user: UserView, patient_id: str, protocol_id: str
     ) -> SessionWorkflow: ...
 
-    def unit_link(self, modality: str) -> UnitLink: ...
+    def unit_link(self, modality: str) -> str:
+        """How the unit of ``modality`` is reached, for display (e.g. its serial URL)."""
+        ...
 
-    def unfinished_sessions(self, user: UserView) -> Sequence[UnfinishedSession]: ...
+    def start_worker(self, workflow: SessionWorkflow, outbox: Outbox) -> DeviceWorker:
+        """A started device worker for the session's unit (connect it with the workflow)."""
+        ...
+
+    def recover(self, user: UserView, session_id: str) -> str:
+        """Close a session left unfinished (unit stopped, count read); returns what was done."""
+        ...

@@ -22,7 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from console.alarms import Alarm, AlarmBoard
-from console.session.device_worker import DeviceWorker, WorkerAlive, WorkerMessage
+from console.session.device_worker import DeviceWorker, Outbox, WorkerAlive, WorkerMessage
 from console.session.workflow import SessionWorkflow, TransitionRefused
 from console.ui.executor import SessionExecutor
 from console.ui.snapshot import SessionSnapshot, take_snapshot
@@ -35,12 +35,9 @@ from device_drivers.errors import (
     LinkTimeout,
     ProtocolError,
 )
-from device_drivers.interface import DeviceStatus, TherapyDevice
+from device_drivers.interface import DeviceStatus
 
-#: How often the unit streams its status while connected (wall time; 20 readings a second).
-STATUS_PERIOD_S = 0.05
 WATCHDOG_CHECK_MS = 250
-WORKER_OPEN_TIMEOUT_S = 10.0
 
 
 def device_error_advice(exc: BaseException) -> str:
@@ -90,18 +87,11 @@ class SessionController(QObject):
     estop_finished = Signal(bool, str)  # confirmed by the unit?, message
     busy_changed = Signal(bool)
 
-    def __init__(
-        self,
-        alarms: AlarmBoard,
-        *,
-        status_period_s: float = STATUS_PERIOD_S,
-        parent: QObject | None = None,
-    ) -> None:
+    def __init__(self, alarms: AlarmBoard, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.alarms = alarms
         self.workflow: SessionWorkflow | None = None
         self.snapshot: SessionSnapshot | None = None
-        self._status_period_s = status_period_s
         self._connecting_worker: DeviceWorker | None = None
         self.executor = SessionExecutor(self)
         self.executor.busy_changed.connect(self.busy_changed)
@@ -179,26 +169,27 @@ class SessionController(QObject):
         else:
             self.failed.emit(title, f"{type(exc).__name__}: {exc}", device_error_advice(exc))
 
-    def connect_unit(self, open_driver: Callable[[], TherapyDevice]) -> None:
-        """Start a device worker on ``open_driver`` and connect the session to it."""
+    def connect_unit(self, start_worker: Callable[[Outbox], DeviceWorker]) -> None:
+        """Start the unit's device worker and connect the session to it (session thread).
+
+        The worker is reachable by the emergency stop from the moment it exists, before the
+        workflow has attached it.
+        """
         workflow = self.workflow
         if workflow is None:
             self.refused.emit("Connect", ["no session is open"])
             return
-        worker = DeviceWorker(open_driver, self.bridge.outbox, name="device-worker")
-        self._connecting_worker = worker
-        period = self._status_period_s
 
         def job() -> SessionSnapshot:
+            worker = start_worker(self.bridge.outbox)
+            self._connecting_worker = worker
             try:
-                worker.start().result(WORKER_OPEN_TIMEOUT_S)
-                workflow.connect(worker)
+                workflow.connect(worker)  # reads the unit and starts its status stream
             except BaseException:
                 worker.shutdown()
                 raise
             finally:
                 self._connecting_worker = None
-            worker.call(lambda d: d.start_status_stream(period), WORKER_OPEN_TIMEOUT_S)
             return take_snapshot(workflow)
 
         self.executor.submit(

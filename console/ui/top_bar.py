@@ -57,6 +57,7 @@ class TopBar(QFrame):
         layout.addWidget(self.lock_button)
         layout.addWidget(self.logout_button)
         layout.addWidget(self.estop)
+        self._state: str | None = None
         self.show_state(None)
 
     def show_user(self, text: str) -> None:
@@ -66,6 +67,9 @@ class TopBar(QFrame):
         self.patient_label.setText(f"Patient <b>{pseudonym}</b>" if pseudonym else "")
 
     def show_state(self, state: str | None) -> None:
+        if state == self._state and state is not None:
+            return  # a style sheet change re-polishes the widget: only when the state changes
+        self._state = state
         if not state:
             self.state_label.setText("")
             self.state_label.setStyleSheet("")

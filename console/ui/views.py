@@ -64,11 +64,20 @@ class ProtocolChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class UnfinishedView:
+    """A session of this patient the console left open; it must be recovered first."""
+
+    session_id: str
+    text: str  # e.g. "2025-03-04 knee-pt-epat, left delivering"
+
+
+@dataclass(frozen=True, slots=True)
 class PatientView:
     patient: PatientRow
     programme: ProgrammeView | None
     history: tuple[HistoryRow, ...]
     protocols: tuple[ProtocolChoice, ...]
+    unfinished: tuple[UnfinishedView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

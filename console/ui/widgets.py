@@ -22,6 +22,12 @@ from console.session.ports import Finding
 from console.ui import theme
 
 
+def set_text(widget: QLabel, text: str) -> None:
+    """Set a label's text only when it changed (no needless re-layout at 20 updates a second)."""
+    if widget.text() != text:
+        widget.setText(text)
+
+
 def label(text: str = "", role: str | None = None, *, wrap: bool = True) -> QLabel:
     widget = QLabel(text)
     if role:
@@ -95,11 +101,17 @@ class Notice(QFrame):
         layout.addWidget(self.heading)
         layout.addWidget(self.body)
         self.lines: list[str] = []
+        self._shown: tuple[str, list[str], str] | None = None
         self.hide()
 
     def show_lines(self, heading: str, lines: Iterable[str], severity: str = "warning") -> None:
-        self.lines = list(lines)
-        self.setProperty("role", _SEVERITY_ROLE.get(severity, "notice-info"))
+        lines = list(lines)
+        role = _SEVERITY_ROLE.get(severity, "notice-info")
+        if (heading, lines, role) == self._shown and self.isVisibleTo(self.parentWidget()):
+            return  # unchanged: no re-layout, no re-polish (snapshots arrive 20 times a second)
+        self._shown = (heading, lines, role)
+        self.lines = lines
+        self.setProperty("role", role)
         self.style().unpolish(self)
         self.style().polish(self)
         self.heading.setText(heading)
@@ -110,6 +122,7 @@ class Notice(QFrame):
 
     def clear(self) -> None:
         self.lines = []
+        self._shown = None
         self.hide()
 
 
@@ -131,8 +144,12 @@ class InterlockList(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(4)
         self.rows: list[QLabel] = []
+        self._shown: tuple[Interlock, ...] = ()
 
     def show_interlocks(self, interlocks: Sequence[Interlock]) -> None:
+        if tuple(interlocks) == self._shown and self.rows:
+            return
+        self._shown = tuple(interlocks)
         for row in self.rows:
             row.deleteLater()
         self.rows = []

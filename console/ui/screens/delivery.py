@@ -20,7 +20,7 @@ from console.ui.plot import LivePlot
 from console.ui.screens.base import Screen
 from console.ui.screens.unit import plan_text
 from console.ui.snapshot import SessionSnapshot
-from console.ui.widgets import AbortBox, Notice, ReasonBox, button, label, panel
+from console.ui.widgets import AbortBox, Notice, ReasonBox, button, label, panel, set_text
 from device_drivers.interface import DeviceStatus
 
 _STATE_TEXT = {
@@ -153,9 +153,9 @@ class DeliveryScreen(Screen):
     def show_snapshot(self, snapshot: SessionSnapshot) -> None:
         self._snapshot = snapshot
         self.counter.show_count(snapshot.delivered, snapshot.target)
-        self.state_label.setText(_STATE_TEXT.get(snapshot.state, snapshot.state.value))
+        set_text(self.state_label, _STATE_TEXT.get(snapshot.state, snapshot.state.value))
         plan = snapshot.plan
-        self.plan_label.setText(plan_text(plan))
+        set_text(self.plan_label, plan_text(plan))
         if plan is not None:
             intensity = plan.field_mt if self._field_mode else plan.pressure_bar
             self.intensity_plot.set_reference(float(intensity) if intensity is not None else None)

@@ -142,10 +142,24 @@ class ProgrammePanel(QWidget):
 
 class PatientScreen(Screen):
     new_session = Signal(str)  # protocol id
+    recover_requested = Signal(str)  # session id
     back = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Patient", "", parent)
+        self.unfinished_card, unfinished = panel(role="notice-danger")
+        self.unfinished_label = label("")
+        self.recover_button = button(
+            "&Recover unfinished session",
+            role="caution",
+            name="recoverSession",
+            tooltip="Reconnect the session's unit, make sure it is stopped and record the count",
+        )
+        unfinished.addWidget(label("Unfinished session", "section"))
+        unfinished.addWidget(self.unfinished_label)
+        unfinished.addWidget(button_row(self.recover_button))
+        self.unfinished_card.hide()
+        self.body.addWidget(self.unfinished_card)
         self.programme = ProgrammePanel()
         programme_card, programme_layout = panel()
         programme_layout.addWidget(label("Movement programme", "subtitle"))
@@ -178,7 +192,8 @@ class PatientScreen(Screen):
         start_row.addWidget(self.protocol)
         start_row.addWidget(self.start_button)
         self.body.addLayout(start_row)
-        self.actions = [self.start_button, self.back_button]
+        self.actions = [self.start_button, self.back_button, self.recover_button]
+        self.recover_button.clicked.connect(self._recover)
         self.start_button.clicked.connect(self._start)
         self.back_button.clicked.connect(self.back)
         self._view: PatientView | None = None
@@ -192,6 +207,11 @@ class PatientScreen(Screen):
         )
         self.programme.show_programme(view.programme)
         self._fill_history(view.history)
+        self.unfinished_card.setVisible(bool(view.unfinished))
+        self.unfinished_label.setText(
+            "The console stopped during this patient's session; recover it before anything "
+            "else: " + "; ".join(u.text for u in view.unfinished)
+        )
         self.protocol.clear()
         for choice in view.protocols:
             self.protocol.addItem(f"{choice.label}  [{choice.protocol_id}]", choice.protocol_id)
@@ -209,8 +229,14 @@ class PatientScreen(Screen):
                 self.history.setItem(r, c, item)
 
     def update_actions(self) -> None:
+        unfinished = bool(self._view and self._view.unfinished)
         self.back_button.setEnabled(not self.busy)
-        self.start_button.setEnabled(not self.busy and self.protocol.count() > 0)
+        self.recover_button.setEnabled(not self.busy and unfinished)
+        self.start_button.setEnabled(not self.busy and self.protocol.count() > 0 and not unfinished)
+
+    def _recover(self) -> None:
+        if self._view and self._view.unfinished:
+            self.recover_requested.emit(self._view.unfinished[0].session_id)
 
     def _start(self) -> None:
         protocol_id = self.protocol.currentData()

@@ -19,7 +19,16 @@ from console.session.ports import PlannedParameters, ValidationVerdict
 from console.ui.screens.base import Screen
 from console.ui.snapshot import SessionSnapshot
 from console.ui.views import FieldRangeView, ProtocolView
-from console.ui.widgets import AbortBox, Notice, ReasonBox, button, finding_line, label, panel
+from console.ui.widgets import (
+    AbortBox,
+    Notice,
+    ReasonBox,
+    button,
+    finding_line,
+    label,
+    panel,
+    set_text,
+)
 from device_drivers.interface import ValueRange
 
 
@@ -73,9 +82,13 @@ class FieldEditor:
             parts.append(f"unit {_fmt(unit.minimum)}–{_fmt(unit.maximum)} {self.field.unit}")
         if applicator_max is not None:
             parts.append(f"applicator ≤ {_fmt(applicator_max)} {self.field.unit}")
-        self.unit_range.setText(" · ".join(parts) if parts else "unit limits: after connecting")
+        set_text(self.unit_range, " · ".join(parts) if parts else "unit limits: after connecting")
 
     def show_problems(self, lines: list[str]) -> None:
+        if self.problem.text() == "\n".join(lines) and self.problem.isVisibleTo(
+            self.problem.parentWidget()
+        ) == bool(lines):
+            return
         self.problem.setText("\n".join(lines))
         self.problem.setVisible(bool(lines))
         self.edit.setProperty("invalid", bool(lines))
@@ -223,28 +236,32 @@ class PlanningScreen(Screen):
         for name, editor in self.editors.items():
             editor.show_problems(by_field[name])
         lines = [finding_line(f) for f in outcome.findings]
-        where = "the connected unit and " if snapshot.validated_against_unit else ""
-        if outcome.verdict is ValidationVerdict.REFUSED:
+        recorded = snapshot.parameter_override_reason
+        if not snapshot.validated_against_unit:
+            # Without a unit the rules cannot know its limits: the plan is recorded and checked
+            # in full once the unit is connected (an override is given there).
+            self.findings.show_lines(
+                "Checked against the protocol; the unit's limits are checked once it is connected",
+                lines,
+                "ok" if outcome.verdict is ValidationVerdict.OK else "override_required",
+            )
+        elif outcome.verdict is ValidationVerdict.REFUSED:
             self.findings.show_lines("Plan refused: change the highlighted values", lines, "refuse")
         elif outcome.verdict is ValidationVerdict.OVERRIDE_REQUIRED:
-            recorded = snapshot.parameter_override_reason
             tail = (
                 [f"Override recorded: {recorded}"]
                 if recorded
-                else [
-                    "Outside the protocol: write a reason and validate again, or change the values."
-                ]
+                else ["Outside the protocol: write a reason and validate again, or change them."]
             )
             self.findings.show_lines(
                 "Outside the protocol range", lines + tail, "override_required"
             )
         else:
             self.findings.show_lines(
-                f"Plan valid for {where}the protocol", lines or ["Every value is in range."], "ok"
+                "Plan valid for the connected unit and the protocol", lines, "ok"
             )
         self.override_box.setVisible(
-            outcome.verdict is ValidationVerdict.OVERRIDE_REQUIRED
-            and not snapshot.parameter_override_reason
+            outcome.verdict is ValidationVerdict.OVERRIDE_REQUIRED and not recorded
         )
         self.update_actions()
 
@@ -252,17 +269,10 @@ class PlanningScreen(Screen):
         snapshot = self._snapshot
         state = snapshot.state.value if snapshot else "screening"
         can_plan = state in ("screening", "planned", "connected")
-        outcome = snapshot.validation if snapshot else None
-        planned = state in ("planned", "connected") and outcome is not None
-        acceptable = outcome is not None and (
-            outcome.verdict is ValidationVerdict.OK
-            or (
-                outcome.verdict is ValidationVerdict.OVERRIDE_REQUIRED
-                and bool(snapshot and snapshot.parameter_override_reason)
-            )
-        )
+        # The unit screen re-validates against the unit; arming needs the full verdict there.
+        planned = state in ("planned", "connected") and snapshot is not None
         self.validate_button.setEnabled(not self.busy and can_plan and bool(self.editors))
-        self.continue_button.setEnabled(not self.busy and planned and acceptable)
+        self.continue_button.setEnabled(not self.busy and planned)
         self.abort.set_available(not self.busy)
 
 

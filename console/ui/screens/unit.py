@@ -25,6 +25,7 @@ from console.ui.widgets import (
     finding_line,
     label,
     panel,
+    set_text,
 )
 from device_drivers.interface import UnitState
 
@@ -180,11 +181,11 @@ class UnitScreen(Screen):
         self.update_actions()
 
     def _set(self, key: str, text: str) -> None:
-        self.fields[key].setText(text)  # type: ignore[attr-defined]
+        set_text(self.fields[key], text)  # type: ignore[arg-type]
 
     def show_snapshot(self, snapshot: SessionSnapshot) -> None:
         self._snapshot = snapshot
-        self.plan_label.setText(plan_text(snapshot.plan))
+        set_text(self.plan_label, plan_text(snapshot.plan))
         identity, envelope, applicator = snapshot.identity, snapshot.envelope, snapshot.applicator
         if identity is not None:
             self._set(

@@ -207,7 +207,7 @@ def test_refusals_are_shown_beside_their_field_with_the_unit_limits(qtbot) -> No
     ]
     assert pressure.unit_range.text() == "unit 1.00–5.00 bar · applicator ≤ 4.00 bar"
     assert len(screen.findings.lines) == 2
-    assert not screen.continue_button.isEnabled()
+    assert screen.findings.heading.text() == "Plan refused: change the highlighted values"
     over = ValidationOutcome(
         ValidationVerdict.OVERRIDE_REQUIRED,
         (Finding("VAL-PROTOCOL", "override_required", "above the protocol", "pressure_bar"),),
