@@ -51,6 +51,11 @@ class ServerNotReady(FirstRunError):
     change it on its own (nothing was touched)."""
 
 
+class ServerMigrationNeeded(ServerNotReady):
+    """The clinic server's database is at an older schema: the caller may ask the user to
+    confirm that it was backed up, then call again with ``server_backup_confirmed``."""
+
+
 class NotAConsoleDatabase(FirstRunError):
     """The file is a SQLite database but not one of this program's (nothing was touched)."""
 
@@ -256,7 +261,7 @@ def _refuse_if_unusable(found: Inspection, server_backup_confirmed: bool) -> Non
             f"(docs/clinic-server.md); a console does not create the shared schema. {untouched}"
         )
     if found.state is DatabaseState.OLDER and not server_backup_confirmed:
-        raise ServerNotReady(
+        raise ServerMigrationNeeded(
             f"The clinic server's database {found.database} is at schema {found.revision}; this "
             f"program needs {found.head}. Migrating changes it for every treatment room: the "
             "service engineer backs it up (pg_dump -Fc), stops the other consoles and runs "

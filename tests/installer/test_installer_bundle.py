@@ -16,6 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -215,17 +216,80 @@ def test_the_bundled_simulators_and_service_commands(built: Built) -> None:
         assert json.loads(info.stdout)["identity"]["model"] == "EMT-100"
 
 
-def test_demo_starts_like_the_installed_one(built: Built, tmp_path: Path) -> None:
+@pytest.mark.req("INST-BUNDLE-3")
+def test_a_short_simulated_session_headless_in_the_bundle(
+    built: Built, isolated_console: Path, tmp_path: Path
+) -> None:
+    """The record made by the installed code; the unit and the session run by the bundle."""
+    from argon2 import PasswordHasher
+
+    from console.services import ConsoleConfig, ConsoleServices
+    from tests.console.session_helpers import CLEAN_ANSWERS, SHORT_DOSE_REASON
+
+    password = "correct horse battery"
+    services = ConsoleServices.open(
+        ConsoleConfig.from_environment(create_schema=True),
+        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+    try:
+        services.auth.add_user(None, "ada", "Ada Admin", "admin", password)
+        admin = services.login("ada", password)
+        services.auth.add_user(admin, "thera", "Theo Therapist", "therapist", password)
+        therapist = services.login("thera", password)
+        patient = services.create_patient(therapist, "KNEE-0001", date(1980, 5, 17))
+        services.assign_programme(
+            therapist, patient.patient_id, "knee-load-sharing", date(2026, 10, 1)
+        )
+    finally:
+        services.close()
+    screening = tmp_path / "screening.json"
+    screening.write_text(json.dumps({"screening": CLEAN_ANSWERS}))
+    speed = "10"
+    with simulator(
+        built.program, "epat", "--port", "0", "--speed", speed, "--applicator", "D20-S"
+    ) as url:
+        result = run(
+            built.program,
+            *("session", "run", "--user", "thera", "--patient", patient.patient_id),
+            *("--protocol", "knee-pt-epat", "--screening", str(screening)),
+            *("--epat", url, "--speed", speed, "--set", "pulses=300", "--date", "2026-11-24"),
+            *("--override-reason", SHORT_DOSE_REASON, "--pain-before", "5", "--pain-after", "2"),
+            stdin=password + "\n",
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["state"] == "signed" and record["delivered"] == 300, (record, result.stderr)
+    assert record["signatures"][0]["meaning"] == "performed"
+    assert "delivered 300 of 300" in result.stderr
+    verified = run(built.program, "audit", "verify")
+    assert verified.returncode == 0 and "VERIFIED" in verified.stdout, verified.stdout
+
+
+@pytest.mark.req("INST-BUNDLE-1")
+def test_demo_opens_its_window_like_the_installed_one(built: Built, tmp_path: Path) -> None:
     from tests.installer.installer_helpers import time_to_first_window
 
     env = {**os.environ, "THERAPY_CONSOLE_DATA_DIR": str(tmp_path / "d1")}
-    bundled = time_to_first_window([str(built.program), "--demo"], env)
+    bundled = time_to_first_window([str(built.program), "--demo", "--exit-after", "30"], env)
     env["THERAPY_CONSOLE_DATA_DIR"] = str(tmp_path / "d2")
-    installed = time_to_first_window([str(INSTALLED), "--demo"], env)
-    assert (bundled.first_window_s is None) == (installed.first_window_s is None)
-    assert bundled.exit_code == installed.exit_code
-    if installed.first_window_s is None:  # the demo is not a window yet: same words, same end
-        assert bundled.output == installed.output and bundled.exit_code == 0
+    installed = time_to_first_window([str(INSTALLED), "--demo", "--exit-after", "30"], env)
+    assert installed.first_window_s is not None, installed.output
+    assert bundled.first_window_s is not None, bundled.output
+    assert "therapist" in bundled.output and "admin" in bundled.output  # the demo's users
+
+
+@pytest.mark.req("INST-FIRST-5")
+def test_a_fresh_installation_opens_on_the_first_admin_screen(built: Built, tmp_path: Path) -> None:
+    from tests.installer.installer_helpers import time_to_first_window
+
+    data = tmp_path / "fresh"
+    env = {**os.environ, "THERAPY_CONSOLE_DATA_DIR": str(data)}
+    env.pop("THERAPY_CONSOLE_DB", None)
+    started = time_to_first_window([str(built.program)], env)
+    assert started.first_window_s is not None, started.output
+    assert (data / "therapy-console.sqlite3").is_file()  # made before the first window
+    assert (data / "audit-signing-key.pem").is_file()
 
 
 # --------------------------------------------------------------------------- the tarball

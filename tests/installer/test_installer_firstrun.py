@@ -27,6 +27,7 @@ from console.firstrun import (
     DatabaseTooNew,
     FirstRunError,
     NotAConsoleDatabase,
+    ServerMigrationNeeded,
     ServerNotReady,
     prepare_database,
 )
@@ -277,7 +278,10 @@ def test_a_file_that_is_not_a_database_gets_a_clear_error(isolated_console: Path
 def test_a_console_does_not_create_the_shared_schema(pg_url: str, isolated_console: Path) -> None:
     with pytest.raises(ServerNotReady, match=r"prepare\.sh") as caught:
         prepare_database(pg_url)
+    assert not isinstance(caught.value, ServerMigrationNeeded)  # nothing to confirm here
     assert "Nothing was changed." in str(caught.value)
+    with pytest.raises(ServerNotReady, match=r"prepare\.sh"):
+        prepare_database(pg_url, server_backup_confirmed=True)  # a confirmation changes nothing
     assert not isolated_console.exists()  # not even the key
     store = open_store(pg_url, check_schema=False)
     try:
@@ -303,7 +307,7 @@ def test_an_older_server_schema_is_migrated_only_after_the_backup_is_confirmed(
 ) -> None:
     older_revision = previous_revision()
     migrate.upgrade(pg_url, older_revision)
-    with pytest.raises(ServerNotReady, match="pg_dump"):
+    with pytest.raises(ServerMigrationNeeded, match="pg_dump"):
         prepare_database(pg_url)
     assert firstrun.inspect_database(pg_url).revision == older_revision
     report = prepare_database(pg_url, server_backup_confirmed=True)
