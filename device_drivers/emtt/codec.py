@@ -9,7 +9,8 @@ and step and refuses, never clamps or rounds: what is sent is what was validated
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from device_drivers.emtt import constants as c
@@ -81,21 +82,78 @@ def _parts(reply: str, count: int, what: str) -> list[str]:
 
 
 # --- decoders -------------------------------------------------------------------------------
+# parse_status is the hot path of status polling (bench/emtt_query.py holds the driver within
+# 1.2x of a bare pyvisa query). States and fault names come from lookup tables, and the frozen
+# DeviceStatus is filled through its slot descriptors, which costs half of the generated
+# __init__ (DeviceStatus has no __post_init__, so nothing is skipped). The field list is checked
+# here once, so a change to the interface fails at import instead of leaving a field unset.
+_STATE_BY_NAME = {state.value: state for state in UnitState}
+_FAULTS_BY_CODE = {"0": (0, ())} | {str(k): (k, (v,)) for k, v in c.FAULT_NAMES.items()}
+_STATUS_FIELDS = (
+    "state",
+    "delivered",
+    "target",
+    "temperature_c",
+    "faults",
+    "pressure_set_bar",
+    "pressure_measured_bar",
+    "field_measured_mt",
+    "frequency_set_hz",
+    "applicator_present",
+    "shots_used",
+    "crc_errors",
+    "uptime_s",
+    "fault_code",
+    "received_ns",
+)
+if tuple(f.name for f in fields(DeviceStatus)) != _STATUS_FIELDS or hasattr(
+    DeviceStatus, "__post_init__"
+):
+    raise ImportError("DeviceStatus changed: update parse_status in device_drivers/emtt/codec.py")
+(
+    _set_state,
+    _set_delivered,
+    _set_target,
+    _set_temperature,
+    _set_faults,
+    _set_pressure_set,
+    _set_pressure_measured,
+    _set_field_measured,
+    _set_frequency_set,
+    _set_applicator_present,
+    _set_shots_used,
+    _set_crc_errors,
+    _set_uptime,
+    _set_fault_code,
+    _set_received_ns,
+) = (getattr(DeviceStatus, name).__set__ for name in _STATUS_FIELDS)
+_new_status = DeviceStatus.__new__
+
+
 def parse_status(reply: str) -> DeviceStatus:
     """``SESSion:STATe?`` → DeviceStatus (faults named from the latched fault code)."""
     m = _STATUS.match(reply)
     if m is None:
         raise _garbled("SESS:STAT?", reply)
-    code = int(m[6])
-    return DeviceStatus(
-        state=UnitState(m[1]),
-        delivered=int(m[2]),
-        target=int(m[3]),
-        temperature_c=Decimal(m[5]),
-        faults=(c.FAULT_NAMES[code],) if code else (),
-        field_measured_mt=Decimal(m[4]),
-        fault_code=code,
-    )
+    state, delivered, target, field, temperature, fault = m.groups()
+    code, faults = _FAULTS_BY_CODE[fault]
+    status = _new_status(DeviceStatus)
+    _set_state(status, _STATE_BY_NAME[state])
+    _set_delivered(status, int(delivered))
+    _set_target(status, int(target))
+    _set_temperature(status, Decimal(temperature))
+    _set_faults(status, faults)
+    _set_pressure_set(status, None)
+    _set_pressure_measured(status, None)
+    _set_field_measured(status, Decimal(field))
+    _set_frequency_set(status, None)
+    _set_applicator_present(status, None)
+    _set_shots_used(status, None)
+    _set_crc_errors(status, None)
+    _set_uptime(status, None)
+    _set_fault_code(status, code)
+    _set_received_ns(status, time.monotonic_ns())
+    return status
 
 
 def parse_error(reply: str) -> ErrorEntry:

@@ -231,15 +231,16 @@ class EmttDriver(TherapyDevice):
         if self._monitor.lost is not None or self._closed:
             raise self._unavailable()
         try:
-            return self._status()
+            return self._wire.query("SESS:STAT?", self._read_status)
         except LinkLost as exc:
             self._link_lost(exc)
             raise
 
     def heartbeat(self) -> UnitState:
         """Feed the watchdog now and return the unit's state (one exchange)."""
+
         return self._call(
-            lambda: self._monitor.observe(self._wire.query("SYST:HEAR;:SESS:STAT?", parse_status))
+            lambda: self._wire.query("SYST:HEAR;:SESS:STAT?", self._read_status)
         ).state
 
     def start_status_stream(self, period_s: float) -> None:
@@ -344,7 +345,12 @@ class EmttDriver(TherapyDevice):
             raise
 
     def _status(self) -> DeviceStatus:
-        return self._monitor.observe(self._wire.query("SESS:STAT?", parse_status))
+        return self._wire.query("SESS:STAT?", self._read_status)
+
+    def _read_status(self, reply: str) -> DeviceStatus:
+        """Decode and observe a status inside the exchange, so statuses are observed in the
+        order they were read (a late observation of an older one would invent a change)."""
+        return self._monitor.observe(parse_status(reply))
 
     def _command(self, line: str, expect: set[UnitState], what: str) -> DeviceStatus:
         """Write a command once; judge it by the error queue and the state it left."""

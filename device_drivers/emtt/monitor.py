@@ -67,15 +67,20 @@ class UnitMonitor:
 
     # --- observation --------------------------------------------------------------------
     def observe(self, status: DeviceStatus, publish: bool = False) -> DeviceStatus:
-        """Remember the latest status; queue it (``publish``) and the events it implies."""
-        with self._lock:
-            previous, self.last_status = self.last_status, status
-            if publish:
-                self._messages.put(status)
-            if previous is not None and previous.state is not status.state:
-                for event in events_between(previous, status):
-                    self._messages.put(event)
+        """Remember the latest status; queue it (``publish``) and the events it implies.
+
+        Call it with the wire's ``exchange`` lock still held from the reading (from the decode
+        function of the query), so statuses are observed in the order they were read."""
+        previous, self.last_status = self.last_status, status
+        if publish:
+            self._messages.put(status)
+        if previous is not None and previous.state is not status.state:
+            for event in events_between(previous, status):
+                self._messages.put(event)
         return status
+
+    def _publish_status(self, reply: str) -> DeviceStatus:
+        return self.observe(parse_status(reply), publish=True)
 
     def link_lost(self, exc: DeviceError) -> None:
         """Latch the link as dead once: listeners get LinkDown and the heartbeats stop."""
@@ -124,7 +129,7 @@ class UnitMonitor:
             last = self.last_status
             if last is None or last.state not in WATCHED_STATES:
                 continue
-            if time.monotonic() - self._wire.last_tx < half:
+            if time.perf_counter() - self._wire.last_tx < half:
                 continue
             try:
                 self._wire.write("SYST:HEAR")
@@ -140,7 +145,7 @@ class UnitMonitor:
         failures, failing_since = 0, 0.0
         while not stop.is_set() and self.lost is None:
             try:
-                self.observe(self._wire.query("SESS:STAT?", parse_status), publish=True)
+                self._wire.query("SESS:STAT?", self._publish_status)
                 failures = 0
             except LinkLost as exc:
                 self.link_lost(exc)

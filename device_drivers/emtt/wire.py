@@ -67,7 +67,7 @@ class ScpiWire:
         self._maybe_late = False
         self._markers_sent = 0
         self._cancel = threading.Event()
-        self.last_tx = time.monotonic()
+        self.last_tx = time.perf_counter()  # when the last line went out (any thread)
         self._rtts: deque[float] = deque(maxlen=2000)
         self._exchanges = self._timeouts = self._retries = 0
         self._garbled = self._resyncs = self.heartbeats = 0
@@ -77,50 +77,66 @@ class ScpiWire:
         """Send one line now (any thread); never waits behind an exchange."""
         with self._tx_lock:
             self.link.write(line)
-            self.last_tx = time.monotonic()
+            self.last_tx = time.perf_counter()
 
     # --- exchanges ----------------------------------------------------------------------
     def query(self, line: str, parse: Callable[[str], T], *, retry: bool = True) -> T:
         """Ask ``line`` and decode the answer; retried after a timeout or a garbled answer."""
         attempts = 1 + self.retries if retry else 1
-        garbled: ProtocolError | None = None  # an answer that did not fit says more than silence
         with self.exchange:
-            for attempt in range(attempts):
-                if attempt:
+            failure: LinkTimeout | ProtocolError | None = None
+            if not self._maybe_late:  # the common case, kept lean: one line out, one back
+                try:
+                    return self._ask(line, parse)
+                except (LinkTimeout, ProtocolError) as exc:
+                    failure = exc
+            # an answer that did not fit says more than silence
+            garbled = failure if isinstance(failure, ProtocolError) else None
+            tried = 0 if failure is None else 1
+            while tried < attempts:
+                if tried:
                     if self._cancel.is_set():
                         break
                     self._retries += 1
+                tried += 1
                 try:
                     if self._maybe_late:
                         self._resync()
-                    started = time.perf_counter()
-                    self.write(line)
-                    reply = self.link.read()
+                    return self._ask(line, parse)
                 except LinkTimeout:
-                    self._timeouts += 1
-                    self._maybe_late = True
                     continue
-                except ProtocolError as exc:  # the resynchronisation failed
-                    garbled = garbled or exc
-                    continue
-                if reply == RESYNC_ANSWER:  # a marker answer later than its resynchronisation
-                    self._maybe_late = True
-                    continue
-                self._exchanges += 1
-                self._rtts.append(time.perf_counter() - started)
-                try:
-                    return parse(reply)
                 except ProtocolError as exc:
-                    # One line still answered one question: the pairing holds (only a timeout
-                    # can leave a late line behind), so a plain retry is enough.
-                    self._garbled += 1
                     garbled = garbled or exc
             if garbled is not None:
                 raise garbled
-            tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
             raise LinkTimeout(
-                f"the unit did not answer {line!r} within {self.link.timeout_ms} ms ({tries})"
+                f"the unit did not answer {line!r} within {self.link.timeout_ms} ms "
+                f"({tried} attempt{'s' if tried > 1 else ''})"
             )
+
+    def _ask(self, line: str, parse: Callable[[str], T]) -> T:
+        """One attempt: write, read, decode (inside ``exchange``)."""
+        with self._tx_lock:
+            started = self.last_tx = time.perf_counter()
+            self.link.write(line)
+        try:
+            reply = self.link.read()
+        except LinkTimeout:
+            self._timeouts += 1
+            self._maybe_late = True
+            raise
+        if reply == RESYNC_ANSWER:  # a marker answer later than its resynchronisation
+            self._maybe_late = True
+            raise LinkTimeout(f"a late resynchronisation answer came instead of {line!r}'s")
+        self._exchanges += 1
+        self._rtts.append(time.perf_counter() - started)
+        try:
+            return parse(reply)
+        except ProtocolError:
+            # One line still answered one question: the pairing holds (only a timeout can
+            # leave a late line behind), so a plain retry is enough.
+            self._garbled += 1
+            raise
 
     def read_answer(self) -> str:
         """Read one line for a query written with :meth:`write` (inside ``exchange``)."""
@@ -164,6 +180,7 @@ class ScpiWire:
             try:
                 line = self.link.read()
             except LinkTimeout:
+                self._timeouts += 1
                 if not seen:
                     raise  # still unsynchronised; the next exchange tries again
                 break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from decimal import Decimal
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from device_drivers.emtt import codec
 from device_drivers.emtt.codec import ParameterRejected
 from device_drivers.errors import CommandRefused, ProtocolError
-from device_drivers.interface import DeviceParameters, EventKind, UnitState
+from device_drivers.interface import DeviceParameters, DeviceStatus, EventKind, UnitState
 
 ENVELOPE = codec.parse_envelope("5.0;80.0;1.0;10.0;1;10000")
 
@@ -29,6 +31,25 @@ def test_status_decodes_exactly_as_printed() -> None:
     assert (status.fault_code, status.faults) == (0, ())
     fault = codec.parse_status("FAULT,10,20,0.0,45.0,201")
     assert fault.faults == ("COIL_OVERTEMP",)
+
+
+def test_status_is_the_same_value_the_dataclass_would_build() -> None:
+    """parse_status fills DeviceStatus through its slots (speed); it must be indistinguishable."""
+    status = codec.parse_status("FAULT,10,20,0.0,45.0,203")
+    built = DeviceStatus(
+        state=UnitState.FAULT,
+        delivered=10,
+        target=20,
+        temperature_c=Decimal("45.0"),
+        faults=("WATCHDOG_EXPIRED",),
+        field_measured_mt=Decimal("0.0"),
+        fault_code=203,
+        received_ns=status.received_ns,
+    )
+    assert status == built and hash(status) == hash(built) and repr(status) == repr(built)
+    assert abs(status.received_ns - time.monotonic_ns()) < 1_000_000_000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.delivered = 11  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
