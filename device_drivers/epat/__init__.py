@@ -15,10 +15,12 @@ The wire contract is ``shared/icd/epat-serial.md`` (protocol 1). Layout:
   applicator) and :mod:`~device_drivers.epat.eventlog`;
 - :mod:`~device_drivers.epat.simulator` – :class:`EpatSimulator`: the firmware on a simulated
   clock, thread-safe, with fault injection;
+- :mod:`~device_drivers.epat.hostlink` – a host connection's end inside the unit (framing rules);
 - :mod:`~device_drivers.epat.server` – the simulator served over TCP or a pseudo-terminal;
 - :mod:`~device_drivers.epat.channel` – the host's frame channel (reader thread, SEQ matching,
   safe retries, ESTOP priority);
 - :mod:`~device_drivers.epat.translate` – wire values to the common device values and errors;
+- :mod:`~device_drivers.epat.limits` – HELLO (identity, envelope) and the encoder-side check;
 - :mod:`~device_drivers.epat.driver` – the host side (:class:`EpatDriver`), a
   :class:`~device_drivers.interface.TherapyDevice`, plus ``raw_command`` and ``link_stats``
   for the service console.

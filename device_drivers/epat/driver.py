@@ -22,14 +22,12 @@ import logging
 import queue
 import threading
 import time
-from decimal import Decimal
 
 from device_drivers.commlog import CommLog
 from device_drivers.epat.channel import FrameChannel, LinkStats
 from device_drivers.epat.codec import Frame
 from device_drivers.epat.constants import (
     MAX_PAYLOAD,
-    PROTOCOL_VERSION,
     READ_EVENTS_MAX,
     STREAM_PERIOD_MAX_MS,
     STREAM_PERIOD_MIN_MS,
@@ -42,12 +40,17 @@ from device_drivers.epat.constants import (
     fault_names,
     self_test_failures,
 )
+from device_drivers.epat.limits import (
+    encode_parameters,
+    envelope_from_hello,
+    identity_from_hello,
+    parse_hello,
+)
 from device_drivers.epat.payloads import (
     ApplicatorBlock,
     EventNotice,
     HelloInfo,
     NakReply,
-    SetParams,
     StatusBlock,
     pack_uint,
     unpack_events,
@@ -65,10 +68,8 @@ from device_drivers.epat.translate import (
 )
 from device_drivers.epat.units import (
     ParameterRejected,
-    bar_to_cbar,
     cbar_to_bar,
     dhz_to_hz,
-    hz_to_dhz,
 )
 from device_drivers.errors import (
     CommandRefused,
@@ -92,7 +93,6 @@ from device_drivers.interface import (
     SelfTestResult,
     TherapyDevice,
     UnitState,
-    ValueRange,
 )
 from device_drivers.transports.serial_link import SerialLink
 
@@ -172,43 +172,14 @@ class EpatDriver(TherapyDevice):
                 f"no EPAT unit answered at {self.url}: is it the right port, is the unit on, "
                 "or is it another kind of device?"
             ) from exc
-        if reply.cmd != Reply.ACK:
-            raise ProtocolError(f"the unit at {self.url} refused HELLO: {reply}")
-        try:
-            hello = HelloInfo.unpack(reply.payload)
-        except ProtocolError as exc:
-            raise ProtocolError(
-                f"the device at {self.url} does not answer HELLO as an EPAT unit: {exc}"
-            ) from exc
-        if hello.protocol != PROTOCOL_VERSION:
-            raise ProtocolError(
-                f"the unit at {self.url} speaks EPAT protocol {hello.protocol}; "
-                f"this driver speaks protocol {PROTOCOL_VERSION}"
-            )
-        return hello
+        return parse_hello(reply, self.url)
 
     # --- identity and limits -----------------------------------------------------------------
     def identify(self) -> DeviceIdentity:
-        h = self._hello
-        return DeviceIdentity(
-            modality=Modality.EPAT,
-            manufacturer="unknown (not reported by EPAT protocol 1)",
-            model=h.model,
-            serial=h.serial,
-            firmware=h.firmware,
-            protocol_version=h.protocol,
-        )
+        return identity_from_hello(self._hello)
 
     def envelope(self) -> DeviceEnvelope:
-        h = self._hello
-        return DeviceEnvelope(
-            modality=Modality.EPAT,
-            frequency_hz=ValueRange(dhz_to_hz(h.f_min_dhz), dhz_to_hz(h.f_max_dhz), dhz_to_hz(1)),
-            pulses=ValueRange(Decimal(1), Decimal(h.max_pulses), Decimal(1)),
-            pressure_bar=ValueRange(
-                cbar_to_bar(h.p_min_cbar), cbar_to_bar(h.p_max_cbar), cbar_to_bar(1)
-            ),
-        )
+        return envelope_from_hello(self._hello)
 
     def applicator(self) -> ApplicatorInfo:
         return applicator_info(ApplicatorBlock.unpack(self._ack(Command.GET_APPLICATOR)))
@@ -220,7 +191,7 @@ class EpatDriver(TherapyDevice):
         The unit itself judges the applicator fitted now (NO_APPLICATOR, its pressure limit,
         APPLICATOR_LIMIT) and answers with a NAK, raised as ``DeviceRejected``.
         """
-        wanted = self._encode_parameters(params)
+        wanted = encode_parameters(params, self._hello)
         self._ack(Command.SET_PARAMS, wanted.pack())
         held = StatusBlock.unpack(self._ack(Command.GET_STATUS))
         if held.state == State.FAULT:
@@ -245,38 +216,6 @@ class EpatDriver(TherapyDevice):
             pulses=held.target,
             pressure_bar=cbar_to_bar(held.pressure_set_cbar),
         )
-
-    def _encode_parameters(self, params: DeviceParameters) -> SetParams:
-        if params.pressure_bar is None or params.field_mt is not None:
-            raise ParameterRejected(
-                "an EPAT unit takes a pressure in bar, not a magnetic field",
-                field="field_mt",
-                value=params.field_mt,
-            )
-        h = self._hello
-        cbar = bar_to_cbar(params.pressure_bar)
-        dhz = hz_to_dhz(params.frequency_hz)
-        if not h.p_min_cbar <= cbar <= h.p_max_cbar:
-            raise ParameterRejected(
-                f"pressure {params.pressure_bar} bar is outside the unit's "
-                f"{cbar_to_bar(h.p_min_cbar)}–{cbar_to_bar(h.p_max_cbar)} bar",
-                field="pressure",
-                value=params.pressure_bar,
-            )
-        if not h.f_min_dhz <= dhz <= h.f_max_dhz:
-            raise ParameterRejected(
-                f"frequency {params.frequency_hz} Hz is outside the unit's "
-                f"{dhz_to_hz(h.f_min_dhz)}–{dhz_to_hz(h.f_max_dhz)} Hz",
-                field="frequency",
-                value=params.frequency_hz,
-            )
-        if not 1 <= params.pulses <= h.max_pulses:
-            raise ParameterRejected(
-                f"{params.pulses} pulses is outside the unit's 1–{h.max_pulses} per load",
-                field="pulses",
-                value=params.pulses,
-            )
-        return SetParams(cbar, dhz, params.pulses)
 
     def arm(self) -> None:
         self._ack(Command.ARM)

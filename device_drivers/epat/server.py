@@ -23,7 +23,8 @@ import tty
 from types import TracebackType
 from typing import Self
 
-from device_drivers.epat.simulator import EpatSimulator, HostSession
+from device_drivers.epat.hostlink import HostSession
+from device_drivers.epat.simulator import EpatSimulator
 
 _IDLE_POLL_S = 0.2  # how often an idle connection thread checks for stop (wall)
 _SEND_TIMEOUT_S = 1.0  # a host that does not read for this long is hung up on

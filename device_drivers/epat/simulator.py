@@ -23,11 +23,9 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
-from device_drivers.epat.codec import Frame, FrameDecoder
+from device_drivers.epat.codec import Frame
 from device_drivers.epat.constants import (
     FIRMWARE_LEN,
     MODEL_LEN,
@@ -46,20 +44,11 @@ from device_drivers.epat.constants import (
 )
 from device_drivers.epat.firmware import OutKind, UnitModel
 from device_drivers.epat.handpiece import Applicator, applicator_type
+from device_drivers.epat.hostlink import HostPort, HostSession
 from device_drivers.epat.payloads import EventRecord, HelloInfo, pack_string
 from device_drivers.simclock import SimClock
 
 _MAX_IDLE_WAIT_S = 0.1  # the unit thread re-checks at least this often (wall)
-
-
-class HostPort(Protocol):
-    """The unit's end of one host connection, provided by a server."""
-
-    def send(self, data: bytes) -> None:
-        """Transmit bytes; raise ``OSError`` if the host is gone."""
-
-    def close(self) -> None:
-        """Hang up (idempotent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +340,8 @@ class EpatSimulator:
         self._model.advance(self.clock.now())
         self._transmit_unsolicited()
 
-    def _on_frame(self, frame: Frame, port: HostPort) -> None:
+    def receive_frame(self, frame: Frame, port: HostPort) -> None:
+        """A valid frame from the host behind ``port`` (called by its :class:`HostSession`)."""
         with self._cond:
             if port is not self._port:
                 return  # a replaced or cut connection: its frames do not reach the unit
@@ -369,7 +359,8 @@ class EpatSimulator:
                 if port is self._port:
                     self._transmit(out, port)
 
-    def _count_crc_errors(self, count: int) -> None:
+    def count_crc_errors(self, count: int) -> None:
+        """Candidate frames with a valid LEN whose CRC failed (saturating at 65535)."""
         if count:
             with self._cond:
                 self._model.count_crc_errors(count)
@@ -446,40 +437,6 @@ class EpatSimulator:
         if next_event is not None:
             wait = min(wait, self.clock.wall_seconds(next_event - t))
         return max(0.0, wait)
-
-
-class HostSession:
-    """Receiving side of one host connection: framing rules, then frames to the unit."""
-
-    def __init__(self, simulator: EpatSimulator, port: HostPort) -> None:
-        self._sim = simulator
-        self._port = port
-        self._decoder = FrameDecoder()
-
-    def feed(self, data: bytes, now: float | None = None) -> None:
-        """Bytes received at wall time ``now`` (``time.monotonic()`` if None)."""
-        now = time.monotonic() if now is None else now
-        self._run(self._decoder.feed_iter(data, now))
-
-    def poll(self, now: float | None = None) -> None:
-        """Apply the 20 ms inter-byte timeout when no byte has arrived."""
-        now = time.monotonic() if now is None else now
-        self._run(self._decoder.expire_iter(now))
-
-    def deadline(self) -> float | None:
-        """Wall time at which a held partial frame expires (call :meth:`poll` then)."""
-        return self._decoder.deadline()
-
-    def close(self) -> None:
-        self._sim.detach(self._port)
-
-    def _run(self, frames: Iterator[Frame]) -> None:
-        seen = self._decoder.crc_errors
-        for frame in frames:
-            self._sim._count_crc_errors(self._decoder.crc_errors - seen)
-            seen = self._decoder.crc_errors
-            self._sim._on_frame(frame, self._port)
-        self._sim._count_crc_errors(self._decoder.crc_errors - seen)
 
 
 def _fraction(value: float, what: str) -> float:
