@@ -20,5 +20,7 @@ Public API (what the console and the CLI build on):
   (a ``CommandRefused`` and a ``ValueError``); nothing was sent.
 
 Inside: ``scpi`` (line grammar, both sides), ``codec`` (host decoders/encoder), ``wire``
-(locks, retries, resync), ``unit`` + ``physics`` (the firmware model), ``constants``.
+(locks, retries, resync), ``monitor`` (heartbeats, status stream, listeners), ``verdicts``
+(the unit's errors as typed exceptions), ``unit`` + ``physics`` (the firmware model),
+``constants`` (the ICD's numbers).
 """
