@@ -16,12 +16,65 @@ import pytest
 
 from console.admin.context import AdminServices
 from console.auth import SignedInUser
-from console.services import ConsoleServices
+from console.services import ConsoleConfig, ConsoleServices
+from console.session.ports import PlannedParameters
 from console.session.states import SessionState
-from tests.console.conftest import PASSWORD
+from device_drivers.emtt.server import EmttTcpServer
+from device_drivers.emtt.simulator import EmttSimulator
+from device_drivers.epat.server import EpatTcpServer
+from device_drivers.epat.simulator import EpatSimulator
+from tests.console.conftest import PASSWORD, light_hasher
 from tests.console.session_helpers import Pump, connected_session
 
 PG_HOST = "127.0.0.1:5432"
+#: The admin tests treat one short session (300 pulses at 10 Hz: 30 s simulated, 3 s at this
+#: speed). A factor of 10 leaves the unit's 500 ms watchdog 50 ms of wall time, twice the
+#: margin of the session tests' 20x, so a busy CI machine does not trip it mid-session.
+SPEED = 10.0
+SHORT_PLAN = PlannedParameters(
+    frequency_hz=Decimal("10.0"), pulses=300, pressure_bar=Decimal("2.50")
+)
+
+
+@pytest.fixture
+def epat_sim() -> Iterator[tuple[EpatSimulator, str]]:
+    simulator = EpatSimulator(speed=SPEED, applicator="D20-S")
+    with EpatTcpServer(simulator).start() as server:
+        yield simulator, server.url
+
+
+@pytest.fixture
+def emtt_sim() -> Iterator[tuple[EmttSimulator, str]]:
+    simulator = EmttSimulator(speed=SPEED)
+    with EmttTcpServer(simulator).start() as server:
+        yield simulator, server.resource
+
+
+@pytest.fixture
+def services(
+    tmp_path: Path, epat_sim: tuple[EpatSimulator, str], emtt_sim: tuple[EmttSimulator, str]
+) -> Iterator[ConsoleServices]:
+    """As ``tests/console/conftest.py`` (admin, thera, svc), with the units at ``SPEED``."""
+    config = ConsoleConfig(
+        db_url=f"sqlite:///{tmp_path / 'record.sqlite3'}",
+        signing_key_path=tmp_path / "keys" / "signing-key.pem",
+        workstation="ws-test",
+        epat_url=epat_sim[1],
+        emtt_resource=emtt_sim[1],
+        device_speed=SPEED,
+        commlog_dir=tmp_path / "commlogs",
+        create_schema=True,
+    )
+    opened = ConsoleServices.open(config, hasher=light_hasher())
+    opened.auth.add_user(None, "admin", "Ada Admin", "admin", PASSWORD)
+    admin = opened.login("admin", PASSWORD)
+    opened.auth.add_user(admin, "thera", "Theo Therapist", "therapist", PASSWORD)
+    opened.auth.add_user(admin, "svc", "Sam Service", "service", PASSWORD)
+    opened.logout(admin)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
@@ -46,10 +99,10 @@ def treat_and_sign(
 ) -> TreatedSession:
     """A whole EPAT session through the real workflow and simulator: screened, planned with an
     override, paused and titrated, completed, documented (pain 7 → 3, reddening) and signed."""
-    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow = connected_session(services, therapist, patient_id, pump, plan=SHORT_PLAN)
     workflow.arm()
     workflow.start()
-    pump.until(workflow, lambda: workflow.delivered >= 200)
+    pump.until(workflow, lambda: workflow.delivered >= 100)
     workflow.pause()
     workflow.titrate(pressure_bar=Decimal("2.00"))
     workflow.resume()
