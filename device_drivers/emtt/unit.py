@@ -7,7 +7,6 @@ lock and the link faults. Every rule here is a sentence of ``shared/icd/emtt-scp
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +18,7 @@ from device_drivers.emtt.physics import (
     pulses_between,
     time_of_pulse,
 )
+from device_drivers.emtt.records import ErrorQueue, EventLog
 from device_drivers.emtt.scpi import (
     Command,
     ScpiError,
@@ -39,17 +39,6 @@ _SETTING_LIMITS: dict[str, tuple[Decimal, Decimal, Decimal | None]] = {
     "SOUR:FREQ": (c.FREQUENCY_MIN_HZ, c.FREQUENCY_MAX_HZ, c.FREQUENCY_STEP_HZ),
     "SOUR:PULS": (Decimal(c.PULSES_MIN), Decimal(c.PULSES_MAX), None),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    index: int
-    uptime_ms: int
-    code: int
-    data: int
-
-    def __str__(self) -> str:
-        return f"{self.index},{self.uptime_ms},{self.code},{self.data}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +125,8 @@ class EmttUnit:
         self._set_since_idle: set[str] = set()
         self.delivered = 0
         self.fault_code = 0
-        self.errors: deque[int] = deque()
-        self._overflowed = False
-        self.esr = 0
-        self.log: deque[LogRecord] = deque(maxlen=c.LOG_CAPACITY)
-        self._next_log_index = 0
+        self.errors = ErrorQueue()
+        self.log = EventLog()
         self._t = 0.0
         self._last_line_t = 0.0
         self._run_start_t = 0.0
@@ -231,24 +217,14 @@ class EmttUnit:
 
     # --- errors, log and state ------------------------------------------------------------
     def queue_error(self, code: int) -> None:
-        """Queue one error; on overflow the 16th entry becomes -350 and later ones are dropped."""
-        self.esr |= c.esr_bit_for(code)
-        if self._overflowed:
-            return
-        if len(self.errors) < c.ERROR_QUEUE_SIZE:
-            self.errors.append(code)
-            return
-        self.errors[-1] = c.QUEUE_OVERFLOW
-        self._overflowed = True
-        self.esr |= c.esr_bit_for(c.QUEUE_OVERFLOW)
+        self.errors.add(code)
 
     def _device_error(self, code: int, t: float) -> None:
         self.queue_error(code)
         self._log(c.LOG_ERROR, code, t)
 
     def _log(self, code: int, data: int, t: float) -> None:
-        self.log.append(LogRecord(self._next_log_index, int(t * 1000), code, data))
-        self._next_log_index += 1
+        self.log.append(code, data, t)
 
     def _enter(self, state: str, t: float) -> None:
         if state == self.state:
@@ -315,12 +291,9 @@ class EmttUnit:
 
     def _cls(self, _cmd: Command, _t: float) -> None:
         self.errors.clear()
-        self._overflowed = False
-        self.esr = 0
 
     def _esr(self, _cmd: Command, _t: float) -> str:
-        value, self.esr = self.esr, 0
-        return str(value)
+        return str(self.errors.read_esr())
 
     def _tst(self, _cmd: Command, _t: float) -> str:
         self._require({"IDLE"})
@@ -330,12 +303,7 @@ class EmttUnit:
         return str(mask)
 
     def _next_error(self, _cmd: Command, _t: float) -> str:
-        if not self.errors:
-            return format_error(c.NO_ERROR)
-        code = self.errors.popleft()
-        if code == c.QUEUE_OVERFLOW:
-            self._overflowed = False
-        return format_error(code)
+        return format_error(self.errors.pop())
 
     def _setting(self, cmd: Command, t: float) -> str | None:
         low, high, step = _SETTING_LIMITS[cmd.key]
@@ -425,9 +393,7 @@ class EmttUnit:
             raise ScpiError(c.DATA_OUT_OF_RANGE)
         if start != int(start):
             raise ScpiError(c.ILLEGAL_PARAMETER_VALUE)
-        first = int(start)
-        page = [r for r in self.log if r.index >= first][: c.LOG_PAGE]
-        return "|".join(str(r) for r in page)
+        return self.log.page(int(start))
 
     # --- inspection -----------------------------------------------------------------------
     def snapshot(self) -> UnitSnapshot:
@@ -441,8 +407,8 @@ class EmttUnit:
             coil_temp_c=self.coil_temp_c,
             fault_code=self.fault_code,
             applicator=self.applicator,
-            error_queue=tuple(self.errors),
-            esr=self.esr,
+            error_queue=tuple(self.errors.entries),
+            esr=self.errors.esr,
             log_size=len(self.log),
             uptime_s=self._t,
         )
