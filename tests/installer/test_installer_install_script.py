@@ -263,3 +263,60 @@ def test_the_udev_rule_gives_usb_serial_adapters_to_the_group() -> None:
     assert {"0403:6001", "067b:2303", "10c4:ea60", "1a86:7523"} <= ids
     header = (LINUX / "70-therapy-console.rules").read_text()
     assert "udevadm info --attribute-walk" in header and "lsusb" in header
+
+
+# --------------------------------------------------------------------------- installing to /
+SYSTEM_RUN = r"""
+set -eu
+cp -a /etc "$SCRATCH/etc"
+mount --bind "$SCRATCH/etc" /etc
+for folder in /opt /usr/local/bin /usr/share; do mount -t tmpfs tmpfs "$folder"; done
+useradd --no-create-home nurse1
+bash "$INSTALL" --bundle "$BUNDLE" --add-user nurse1
+echo "== again"
+bash "$INSTALL" --bundle "$BUNDLE" --add-user nurse1
+echo "== group: $(getent group therapy-console)"
+echo "== launcher: $(/usr/local/bin/therapy-console --version)"
+stat -c '== rule %a %U:%G' /etc/udev/rules.d/70-therapy-console.rules
+bash /opt/therapy-console/uninstall.sh
+echo "== after: $(ls -A /opt | wc -l) in /opt; group: $(getent group therapy-console)"
+"""
+
+
+@pytest.mark.req("INST-LINUX-1")
+@pytest.mark.req("INST-LINUX-2")
+def test_installing_to_the_system_root_in_a_private_mount_namespace(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """The real `/` path (groupadd, usermod, files in /opt, /usr, /etc) as root, in a mount
+    namespace whose /etc is a copy and whose /opt, /usr/local/bin, /usr/share are empty: the
+    machine running the test is not changed."""
+    host_group = Path("/etc/group").read_bytes()
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", SYSTEM_RUN],
+        env={
+            **os.environ,
+            "SCRATCH": str(tmp_path),
+            "INSTALL": str(INSTALL),
+            "BUNDLE": str(bundle),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"{result.stderr}\n(this test needs root and unshare(1) with mount namespaces)"
+    )
+    first, again = result.stdout.split("== again")
+    assert "install.sh: done: create the group therapy-console" in first
+    assert "install.sh: done: add nurse1 to the group therapy-console" in first
+    assert "skipped" not in first
+    assert "unchanged: group therapy-console exists" in again
+    assert "unchanged: nurse1 is in the group therapy-console" in again
+    assert "installed:" not in again.split("== group")[0]
+    assert re.search(r"== group: therapy-console:x:\d+:nurse1", again)
+    assert "== launcher: therapy-console 0.1.0" in again
+    assert "== rule 644 root:root" in again
+    assert "== after: 0 in /opt; group: therapy-console:x:" in again  # the group is kept
+    assert Path("/etc/group").read_bytes() == host_group  # the host is untouched
