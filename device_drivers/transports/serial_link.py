@@ -8,6 +8,7 @@ goes to the optional communication log. pyserial errors become the device except
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 
 import serial
@@ -31,6 +32,7 @@ class SerialLink:
     ) -> None:
         self.url = url
         self.commlog = commlog
+        self._read_timeout_s = read_timeout_s
         try:
             self._port = serial.serial_for_url(
                 url,
@@ -61,8 +63,11 @@ class SerialLink:
         if self.commlog is not None:
             self.commlog.record("tx", data)
         try:
-            self._port.write(data)
-            self._port.flush()
+            if self._socket is not None:
+                self._socket.sendall(data)
+            else:
+                self._port.write(data)
+                self._port.flush()
         except (serial.SerialException, OSError) as exc:
             raise LinkLost(f"link {self.url!r} lost while writing: {exc}") from exc
 
@@ -72,16 +77,29 @@ class SerialLink:
         Returns ``b""`` on timeout; raises LinkLost when the other end is gone.
         """
         try:
-            first = self._port.read(1)
-            if not first:
-                return b""
-            rest = self._read_pending(max_bytes - 1)
+            if self._socket is not None:
+                data = self._read_socket(max_bytes)
+            else:
+                first = self._port.read(1)
+                if not first:
+                    return b""
+                data = first + self._read_pending(max_bytes - 1)
         except (serial.SerialException, OSError) as exc:
             raise LinkLost(f"link {self.url!r} lost while reading: {exc}") from exc
-        data = first + rest
-        if self.commlog is not None:
+        if data and self.commlog is not None:
             self.commlog.record("rx", data)
         return data
+
+    def _read_socket(self, max_bytes: int) -> bytes:
+        """One select and one recv: pyserial's socket read loops until its timeout expires."""
+        assert self._socket is not None
+        readable, _, _ = select.select([self._socket], [], [], self._read_timeout_s)
+        if not readable:
+            return b""
+        chunk = self._socket.recv(max_bytes)
+        if chunk == b"":
+            raise LinkLost(f"link {self.url!r} closed by the other end")
+        return chunk
 
     def _read_pending(self, max_bytes: int) -> bytes:
         if max_bytes <= 0:
