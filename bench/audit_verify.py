@@ -11,6 +11,8 @@ process and with the default worker processes.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -24,6 +26,13 @@ from audit_common import populate, temporary_database
 from audit import CheckpointSigner, open_store
 from audit.migrate import upgrade
 from audit.verify import verify_store
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished worker processes (load-independent)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> int:
@@ -41,15 +50,19 @@ def main() -> int:
         started = time.perf_counter()
         facts = populate(store, signer, args.events)
         print(f"built {facts['events']:,} events in {time.perf_counter() - started:.1f} s")
+        print(f"CPUs: {os.cpu_count()}, load average now: {os.getloadavg()[0]:.2f}")
         keys = {signer.key_id: signer.public}
         for label, workers in (("1 process", 1), ("default workers", None)):
+            before = _cpu_seconds()
             report = verify_store(store, keys=keys, workers=workers)
+            cpu = _cpu_seconds() - before
             assert report.ok, report.problems[:5]
             rate = report.events / report.elapsed_s
             print(
                 f"verify ({label}): {report.events:,} events, {report.checkpoints:,} "
                 f"checkpoints in {report.elapsed_s:.2f} s = {rate:,.0f} events/s "
-                f"(target >= 200,000)"
+                f"(target >= 200,000); CPU {cpu:.2f} s = {report.events / cpu:,.0f} events "
+                "per CPU-second"
             )
         store.dispose()
     return 0
