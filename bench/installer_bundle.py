@@ -31,7 +31,8 @@ from tests.installer.installer_helpers import time_to_first_window  # noqa: E402
 
 #: (what, path prefixes inside _internal/) for the size breakdown; the first match counts
 GROUPS = (
-    ("Qt libraries (ICU alone is 39 MiB)", ("PySide6/Qt/lib/",)),
+    ("ICU (Unicode data QtCore links)", ("PySide6/Qt/lib/libicu",)),
+    ("Qt libraries", ("PySide6/Qt/lib/",)),
     ("Qt plugins", ("PySide6/Qt/plugins/",)),
     ("PySide6/shiboken bindings", ("PySide6/", "shiboken6/")),
     ("libpython + stdlib extensions", ("libpython", "python3", "base_library.zip")),
