@@ -46,6 +46,7 @@ class SessionExecutor(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-executor")
         self._dispatch = GuiDispatcher(self)
         self._in_flight = 0  # touched on the GUI thread only
+        self._closed = False
 
     @property
     def busy(self) -> bool:
@@ -65,6 +66,8 @@ class SessionExecutor(QObject):
         ``track`` False is for background work (worker messages) that must not grey out the
         action buttons.
         """
+        if self._closed:
+            return  # the window has closed: nothing is left to show a result to
         if track:
             self._set_in_flight(+1)
 
@@ -96,4 +99,6 @@ class SessionExecutor(QObject):
             self.busy_changed.emit(self._in_flight > 0)
 
     def shutdown(self, wait: bool = True) -> None:
+        """Finish what is queued (closing the session leaves the unit safe), accept no more."""
+        self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=False)

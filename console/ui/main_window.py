@@ -412,8 +412,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> None:
         """The button and the key land here; the stop leaves at once on its own thread."""
-        self.controller.emergency_stop()
         self.statusBar().showMessage("EMERGENCY STOP sent …")
+        self.controller.emergency_stop()  # may answer at once ("no unit connected")
 
     def _on_estop_finished(self, confirmed: bool, message: str) -> None:
         self.statusBar().showMessage(message)
@@ -495,6 +495,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Remove the application-wide filters and close the session thread (idempotent)."""
+        self.inactivity.enabled = False
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.estop_filter)

@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -75,7 +75,8 @@ class MessageBridge(QObject):
     received = Signal(object)
 
     def outbox(self, message: WorkerMessage) -> None:
-        self.received.emit(message)
+        with contextlib.suppress(RuntimeError):  # the window is gone: nobody to show it to
+            self.received.emit(message)
 
 
 class SessionController(QObject):
@@ -93,6 +94,9 @@ class SessionController(QObject):
         self.workflow: SessionWorkflow | None = None
         self.snapshot: SessionSnapshot | None = None
         self._connecting_worker: DeviceWorker | None = None
+        # Every worker this controller started; the workflow forgets a worker whose link was
+        # lost, but its thread must still be ended when the session closes.
+        self._workers: list[DeviceWorker] = []
         self.executor = SessionExecutor(self)
         self.executor.busy_changed.connect(self.busy_changed)
         self._snapshots = _SnapshotRelay(self)
@@ -124,7 +128,17 @@ class SessionController(QObject):
             return
         if self._listener in workflow.listeners:
             workflow.listeners.remove(self._listener)
-        self.executor.submit(workflow.close, track=False)
+        self.executor.submit(self._closer(workflow), track=False)
+
+    def _closer(self, workflow: SessionWorkflow) -> Callable[[], None]:
+        workers, self._workers = self._workers, []
+
+        def close() -> None:
+            workflow.close()  # leaves the unit safe
+            for worker in workers:
+                worker.shutdown()  # idempotent; ends a worker the workflow let go of
+
+        return close
 
     def unit_connected(self) -> bool:
         """Whether a unit is (being) connected: the emergency-stop key is live then."""
@@ -182,6 +196,7 @@ class SessionController(QObject):
 
         def job() -> SessionSnapshot:
             worker = start_worker(self.bridge.outbox)
+            self._workers.append(worker)
             self._connecting_worker = worker
             try:
                 workflow.connect(worker)  # reads the unit and starts its status stream
@@ -199,7 +214,6 @@ class SessionController(QObject):
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> None:
         """Send the emergency stop now from a thread of its own (never the session queue)."""
-        pressed_ns = time.monotonic_ns()
         workflow = self.workflow
         connecting = self._connecting_worker
         if workflow is None and connecting is None:
@@ -207,13 +221,13 @@ class SessionController(QObject):
             return
         threading.Thread(
             target=self._estop_thread,
-            args=(workflow, connecting, pressed_ns),
+            args=(workflow, connecting),
             name="emergency-stop",
             daemon=True,
         ).start()
 
     def _estop_thread(
-        self, workflow: SessionWorkflow | None, connecting: DeviceWorker | None, pressed_ns: int
+        self, workflow: SessionWorkflow | None, connecting: DeviceWorker | None
     ) -> None:
         futures: list[Future[int]] = []
         try:
@@ -237,15 +251,12 @@ class SessionController(QObject):
             )
             return
         finally:
-            if workflow is not None:
-                self.executor.submit(
-                    lambda: take_snapshot(workflow), self._on_snapshot, track=False
-                )
-        latency_ms = (time.monotonic_ns() - pressed_ns) / 1e6
+            if workflow is not None:  # show the end state even if no listener fired
+                self._snapshots.arrived.emit(take_snapshot(workflow))
         self.estop_finished.emit(
             True,
-            f"Emergency stop confirmed by the unit after {latency_ms:.0f} ms; "
-            f"{max(counts):,} pulses delivered. The unit is latched in fault.",
+            f"Emergency stop confirmed by the unit: {max(counts):,} pulses delivered. "
+            "The unit is latched in fault.",
         )
 
     # ------------------------------------------------------------------ messages and checks
@@ -306,7 +317,7 @@ class SessionController(QObject):
         self._watchdog.stop()
         workflow, self.workflow = self.workflow, None
         if workflow is not None:
-            self.executor.submit(workflow.close, track=False)
+            self.executor.submit(self._closer(workflow), track=False)
         self.executor.shutdown(wait=True)
 
 

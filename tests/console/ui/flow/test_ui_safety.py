@@ -1,0 +1,178 @@
+"""The emergency stop from every screen and state, the lock during delivery, alarms."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from console.services import ConsoleServices
+from console.session.states import SessionState
+from console.ui.main_window import MainWindow
+from device_drivers.epat.constants import Fault, State
+from tests.console.conftest import PASSWORD
+from tests.console.ui import gui_flow as flow
+
+pytestmark = [pytest.mark.gui]
+
+UNIT_STATES = [
+    SessionState.CONNECTED,
+    SessionState.ARMED,
+    SessionState.DELIVERING,
+    SessionState.PAUSED,
+]
+
+
+def _unit_estopped(simulator) -> bool:
+    snap = simulator.snapshot()
+    return snap.state == State.FAULT and bool(snap.faults & Fault.ESTOP)
+
+
+@pytest.mark.req("UI-ESTOP-1")
+@pytest.mark.req("UI-ESTOP-2")
+@pytest.mark.parametrize("state", UNIT_STATES, ids=lambda s: s.value)
+def test_escape_stops_the_unit_from_every_state_with_a_unit(
+    window: MainWindow, epat_sim, state: SessionState
+) -> None:
+    simulator, _ = epat_sim
+    flow.login(window, "thera", PASSWORD)
+    flow.to_state(window, state, "KNEE-0001")
+    assert not _unit_estopped(simulator)
+    delivered_before = window.controller.snapshot.delivered
+    flow.press_escape(window)
+    flow.wait_until(lambda: _unit_estopped(simulator), "the unit to latch ESTOP")
+    flow.wait_state(window, SessionState.FAULTED)
+    flow.wait_until(
+        lambda: "confirmed by the unit" in window.statusBar().currentMessage(),
+        "the confirmation on screen",
+    )
+    snapshot = window.controller.snapshot
+    assert snapshot.delivered >= delivered_before
+    assert snapshot.delivered == simulator.snapshot().delivered or state is SessionState.CONNECTED
+    assert "emergency stop" in (snapshot.end_reason or "")
+    flow.wait_until(
+        lambda: (
+            window.top.alarms.shown_alarm is not None
+            and window.top.alarms.shown_alarm.key == "session.emergency_stop"
+        ),
+        "the emergency-stop alarm in the top bar",
+    )
+    # The session is not lost: it goes on to documentation.
+    assert window.current_screen() in (window.delivery_screen, window.documentation_screen)
+
+
+@pytest.mark.req("UI-ESTOP-1")
+@pytest.mark.req("UI-ESTOP-2")
+@pytest.mark.parametrize("where", ["login", "patients", "screening", "planned"])
+def test_the_button_says_so_where_no_unit_is_connected(
+    window: MainWindow, epat_sim, where: str
+) -> None:
+    simulator, _ = epat_sim
+    if where != "login":
+        flow.login(window, "thera", PASSWORD)
+    if where == "screening":
+        flow.to_state(window, SessionState.SCREENING, "KNEE-0001")
+    elif where == "planned":
+        flow.to_state(window, SessionState.PLANNED, "KNEE-0001")
+    assert window.top.estop.isVisible() and window.top.estop.isEnabled()
+    QTest.mouseClick(window.top.estop, Qt.MouseButton.LeftButton)
+    flow.wait_until(
+        lambda: "no unit" in window.statusBar().currentMessage().lower(),
+        "the 'no unit connected' answer",
+    )
+    assert not simulator.snapshot().host_attached  # nothing was ever connected to stop
+    if where in ("screening", "planned"):  # the press is recorded; the session carries on
+        assert flow.state_of(window) is SessionState(where)
+
+
+@pytest.mark.req("UI-LOCK-1")
+@pytest.mark.req("UI-ESTOP-1")
+def test_the_lock_hides_the_patient_but_not_the_delivery_or_the_emergency_stop(
+    window: MainWindow, services: ConsoleServices, epat_sim
+) -> None:
+    simulator, _ = epat_sim
+    flow.login(window, "thera", PASSWORD)
+    flow.open_patient(window, "KNEE-0001")
+    flow.new_session(window, "knee-pt-epat")
+    flow.answer_screening(window)
+    flow.plan(window, {"pulses": "1000", "frequency_hz": "10"})
+    flow.connect(window)
+    flow.confirm_and_arm(window)
+    flow.start(window)
+    window.inactivity.timeout_s = 0.3  # the default is 300 s; the test cannot wait that long
+    flow.wait_until(lambda: window.locked, "the inactivity lock")
+    overlay = window.lock_overlay
+    assert overlay.isVisible()
+    assert window.top.patient_label.text() == ""
+    assert not window.stack.isEnabled()  # nothing behind the cover takes input
+    estop = window.top.estop
+    assert estop.isVisible() and estop.isEnabled()
+    overlay_top = overlay.mapTo(window, overlay.rect().topLeft()).y()
+    assert estop.mapTo(window, estop.rect().bottomLeft()).y() < overlay_top  # not covered
+    count = window.controller.snapshot.delivered
+    flow.wait_until(
+        lambda: window.controller.snapshot.delivered > count + 20, "pulses while locked"
+    )
+    assert flow.state_of(window) is SessionState.DELIVERING
+    assert "delivering" in overlay.delivery.text()
+    assert f"of {1000:,} pulses" in overlay.delivery.text()
+
+    flow.type_into(overlay.password, "not the password")
+    QTest.mouseClick(overlay.unlock, Qt.MouseButton.LeftButton)
+    flow.wait_until(lambda: bool(overlay.error.text()), "the wrong-password message")
+    assert window.locked
+    window.inactivity.timeout_s = 300.0
+    flow.type_into(overlay.password, PASSWORD)
+    QTest.mouseClick(overlay.unlock, Qt.MouseButton.LeftButton)
+    flow.wait_until(lambda: not window.locked, "the unlock")
+    assert not overlay.isVisible() and window.stack.isEnabled()
+    assert window.top.patient_label.text() == "Patient <b>KNEE-0001</b>"
+    assert flow.state_of(window) is SessionState.DELIVERING
+
+    QTest.mouseClick(window.top.lock_button, Qt.MouseButton.LeftButton)  # lock by hand
+    flow.wait_until(lambda: window.locked, "the lock")
+    QTest.keyClick(overlay.password, Qt.Key.Key_Escape)  # the key works on the lock screen
+    flow.wait_until(lambda: _unit_estopped(simulator), "the unit to latch ESTOP")
+    flow.wait_state(window, SessionState.FAULTED)
+    trail = [
+        e.action for e in services.trail.events(limit=100_000)
+    ]  # locks and unlocks are audited
+    assert "user.screen_locked" in trail and "user.screen_unlocked" in trail
+
+
+@pytest.mark.req("UI-WATCH-1")
+def test_a_stuck_worker_and_a_lost_link_raise_alarms_that_are_acknowledged(
+    window: MainWindow, services: ConsoleServices, epat_sim
+) -> None:
+    simulator, _ = epat_sim
+    flow.login(window, "thera", PASSWORD)
+    flow.to_state(window, SessionState.CONNECTED, "KNEE-0001")
+    worker = window.controller.workflow.worker
+    worker.submit(lambda driver: time.sleep(1.6))  # a driver call that hangs the worker
+    banner = window.top.alarms
+    flow.wait_until(
+        lambda: banner.shown_alarm is not None and banner.shown_alarm.key == "worker.silent",
+        "the worker-silent technical alarm",
+    )
+    assert "MEDIUM technical alarm" in banner.label.text()
+    flow.wait_until(  # acknowledged while still silent, the condition would raise it again
+        lambda: time.monotonic_ns() - worker.last_alive_ns < 300_000_000, "the worker to recover"
+    )
+    QTest.mouseClick(banner.ack, Qt.MouseButton.LeftButton)
+    flow.wait_until(lambda: banner.shown_alarm is None, "the alarm to be acknowledged")
+    simulator.cut_link()
+    flow.wait_state(window, SessionState.FAULTED)
+    flow.wait_until(
+        lambda: banner.shown_alarm is not None and banner.shown_alarm.key == "device.link_lost",
+        "the link-lost alarm",
+    )
+    assert "HIGH alarm" in banner.label.text()
+    QTest.mouseClick(banner.ack, Qt.MouseButton.LeftButton)
+    flow.wait_until(lambda: banner.shown_alarm is None, "the alarm to be acknowledged")
+    acknowledged = [
+        e for e in services.trail.events(limit=100_000) if e.action == "alarm.acknowledged"
+    ]
+    assert {e.subject_id for e in acknowledged} >= {"worker.silent", "device.link_lost"}
+    assert all(e.actor == "thera" for e in acknowledged)
