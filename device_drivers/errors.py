@@ -48,3 +48,17 @@ class DeviceFault(DeviceError):
 
 class CommandRefused(DeviceError):
     """The host refused to send a command in the unit's present state; nothing reached the wire."""
+
+
+class ParameterRejected(CommandRefused, ValueError):
+    """The host refuses to encode a setting (outside the unit's limits or not representable).
+
+    Nothing reached the wire. ``field`` names the setting, ``value`` is what was asked. It is both
+    a :class:`CommandRefused` (a device-layer error the workflow handles) and a ``ValueError``
+    (bad input).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value

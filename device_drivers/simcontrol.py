@@ -35,16 +35,23 @@ def _seconds_from_ms(text: str) -> float:
 
 
 COMMANDS: tuple[ControlCommand, ...] = (
-    ControlCommand("drop", "set_drop_fraction", _fraction, "drop FRACTION of replies (0..1)"),
     ControlCommand(
-        "corrupt", "set_corrupt_fraction", _fraction, "corrupt FRACTION of replies (0..1)"
+        "drop", "set_drop_fraction", _fraction, "drop FRACTION of the unit's replies (0..1)"
+    ),
+    ControlCommand(
+        "corrupt",
+        "set_corrupt_fraction",
+        _fraction,
+        "corrupt FRACTION of what the unit sends (0..1)",
     ),
     ControlCommand("delay", "set_reply_delay", _seconds_from_ms, "delay every reply by MS ms"),
     ControlCommand("cut", "cut_link", None, "cut the host's link (the unit keeps running)"),
     ControlCommand("reset", "power_cycle", None, "power-cycle the unit"),
     ControlCommand("overtemp", "force_overtemp", None, "heat the handpiece/coil to cut-out"),
     ControlCommand("pull", "remove_applicator", None, "pull the applicator out"),
-    ControlCommand("fit", "fit_applicator", str, "fit an applicator of TYPE (e.g. R15, D20-S)"),
+    ControlCommand(
+        "fit", "fit_applicator", str, "fit an applicator of TYPE (EPAT: R15, D20-S; EMTT: EMT-A1)"
+    ),
     ControlCommand("wear", "wear_out_applicator", int, "leave N shots of applicator life"),
     ControlCommand(
         "deviation",

@@ -45,10 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emtt = kinds.add_parser(
         "emtt",
         help="EMTT unit (SCPI over a raw TCP socket)",
-        description="Serve the EMTT unit; reach it with TCPIP0::HOST::PORT::SOCKET.",
+        description=(
+            "Serve the EMTT unit; reach it with TCPIP0::HOST::PORT::SOCKET, or with the printed "
+            "ASRL resource when serving on a pseudo-terminal."
+        ),
     )
-    emtt.add_argument(
-        "--port", type=_port, required=True, help="TCP port to listen on (0 = any free port)"
+    emtt_link = emtt.add_mutually_exclusive_group(required=True)
+    emtt_link.add_argument("--port", type=_port, help="TCP port to listen on (0 = any free port)")
+    emtt_link.add_argument(
+        "--pty", action="store_true", help="serve on a pseudo-terminal (ASRL…::INSTR resource)"
     )
     emtt.add_argument(
         "--no-applicator", action="store_true", help="start with no applicator fitted"
@@ -130,7 +135,7 @@ def _run_epat(args: argparse.Namespace) -> int:
 
 
 def _run_emtt(args: argparse.Namespace) -> int:
-    from device_drivers.emtt.server import EmttTcpServer
+    from device_drivers.emtt.server import EmttPtyServer, EmttTcpServer
     from device_drivers.emtt.simulator import EmttSimulator
 
     kwargs = {"speed": args.speed, "applicator_present": not args.no_applicator}
@@ -138,7 +143,10 @@ def _run_emtt(args: argparse.Namespace) -> int:
         kwargs["serial"] = args.serial
     simulator = EmttSimulator(**kwargs)
     _apply_startup_faults(simulator, args)
-    server = EmttTcpServer(simulator, host=args.host, port=args.port)
+    if args.pty:
+        server: EmttPtyServer | EmttTcpServer = EmttPtyServer(simulator)
+    else:
+        server = EmttTcpServer(simulator, host=args.host, port=args.port)
     try:
         server.start()
     except OSError as exc:
@@ -159,8 +167,8 @@ def _serve(server: object, simulator: object, banner: str) -> int:
                 print(answer, flush=True)
         # Standard input closed (e.g. started by a script): keep serving until interrupted.
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass  # Ctrl-C, or whoever read our output has gone: stop serving
     finally:
         server.stop()  # type: ignore[attr-defined]
     return 0

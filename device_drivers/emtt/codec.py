@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from device_drivers.emtt import constants as c
 from device_drivers.emtt.scpi import format_number
-from device_drivers.errors import CommandRefused, ProtocolError
+from device_drivers.errors import ParameterRejected, ProtocolError
 from device_drivers.interface import (
     ApplicatorInfo,
     DeviceEnvelope,
@@ -29,10 +29,6 @@ from device_drivers.interface import (
     UnitState,
     ValueRange,
 )
-
-
-class ParameterRejected(CommandRefused, ValueError):
-    """A setting outside the unit's envelope or off its step; nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,25 +9,11 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from device_drivers.errors import CommandRefused
+from device_drivers.errors import ParameterRejected
 
 BAR_STEP = Decimal("0.01")
 HZ_STEP = Decimal("0.1")
 CELSIUS_STEP = Decimal("0.1")
-
-
-class ParameterRejected(CommandRefused, ValueError):
-    """The host refuses to encode a setting (outside the unit's limits or not representable).
-
-    Nothing reached the wire. ``field`` names the setting, ``value`` is what was asked.
-    It is both a :class:`~device_drivers.errors.CommandRefused` (a device-layer error the
-    workflow handles) and a ``ValueError`` (bad input).
-    """
-
-    def __init__(self, message: str, *, field: str, value: object) -> None:
-        super().__init__(message)
-        self.field = field
-        self.value = value
 
 
 def _to_steps(value: Decimal, step: Decimal, field: str, unit: str, max_raw: int) -> int:
