@@ -12,6 +12,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
+from PySide6.QtWidgets import QWidget
+
 from audit.errors import AuditError
 from audit.values import PatientRecord, SessionRecord
 from console.alarms import AlarmBoard
@@ -263,6 +265,14 @@ class ServicesBackend:
     @_user_errors
     def start_worker(self, workflow: SessionWorkflow, outbox: Outbox) -> DeviceWorker:
         return self.services.start_worker(workflow, outbox)
+
+    @_user_errors
+    def role_screen(self, user: UserView) -> QWidget | None:
+        if user.role != "admin":
+            return None
+        from console.ui.admin.console import AdminConsole
+
+        return AdminConsole(self.services, self._user(user))
 
     @_user_errors
     def recover(self, user: UserView, session_id: str) -> str:

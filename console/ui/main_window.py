@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.patient: PatientView | None = None
         self.protocol: ProtocolView | None = None
         self.locked = False
+        self.role_widget: QWidget | None = None  # e.g. the admin console, for its role
         self._last_state: SessionState | None = None
 
         self.top = TopBar()
@@ -235,6 +236,16 @@ class MainWindow(QMainWindow):
             self.top.logout_button.setEnabled(True)
             self.inactivity.poke()
             self.inactivity.enabled = True
+            try:
+                role_widget = self.backend.role_screen(user)
+            except BackendError as exc:
+                self._on_failed("Open your screens", str(exc), "")
+                role_widget = None
+            if role_widget is not None:
+                self.role_widget = role_widget
+                self.stack.addWidget(role_widget)
+                self._go(role_widget)
+                return
             self.patients_screen.search.clear()
             self._search("")
             self._go(self.patients_screen)
@@ -478,9 +489,20 @@ class MainWindow(QMainWindow):
             self.user = None
             self.patient = None
             self.inactivity.enabled = False
+            self._drop_role_widget()
             self._show_login()
 
         self._call("Sign out", lambda: self.backend.logout(user), done)
+
+    def _drop_role_widget(self) -> None:
+        widget, self.role_widget = self.role_widget, None
+        if widget is None:
+            return
+        shutdown = getattr(widget, "shutdown", None)
+        if callable(shutdown):
+            shutdown()  # its own worker threads
+        self.stack.removeWidget(widget)
+        widget.deleteLater()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         workflow = self.controller.workflow
@@ -496,6 +518,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Remove the application-wide filters and close the session thread (idempotent)."""
         self.inactivity.enabled = False
+        self._drop_role_widget()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.estop_filter)

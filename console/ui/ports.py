@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from PySide6.QtWidgets import QWidget
+
 from console.alarms import AlarmBoard
 from console.session.device_worker import DeviceWorker, Outbox
 from console.session.workflow import SessionWorkflow
@@ -63,4 +65,11 @@ class ConsoleBackend(Protocol):
 
     def recover(self, user: UserView, session_id: str) -> str:
         """Close a session left unfinished (unit stopped, count read); returns what was done."""
+        ...
+
+    def role_screen(self, user: UserView) -> QWidget | None:
+        """The screen of a role other than the therapist's (admin console), or None.
+
+        Called on the GUI thread (it builds widgets).
+        """
         ...
