@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from console.firstrun import FirstRunError, ServerNotReady, prepare_database
+from console.firstrun import FirstRunError, ServerMigrationNeeded, prepare_database
 from console.services import ConsoleConfig, ConsoleServices
 
 ENV_EPAT = "THERAPY_CONSOLE_EPAT"
@@ -44,7 +44,7 @@ def run_clinic_console(exit_after_s: float | None = None) -> int:
     try:
         try:
             report = prepare_database()
-        except ServerNotReady as exc:
+        except ServerMigrationNeeded as exc:
             answer = confirm_server_migration_box(str(exc)).exec()
             if answer != QMessageBox.StandardButton.Yes:
                 return 1

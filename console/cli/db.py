@@ -176,3 +176,6 @@ def register(subparsers: Any) -> None:
     current = commands.add_parser("current", help="show the schema version (exit 1 if old)")
     add_db_argument(current)
     current.set_defaults(handler=_current)
+    from console.dbcheck import add_check_parser
+
+    add_check_parser(commands)
