@@ -24,6 +24,7 @@ import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -538,16 +539,37 @@ def verify_store(
     key_pems = {k: (key.pem, key.source) for k, key in keys.items()}
     url = store.url.render_as_string(hide_password=False)
     segments: list[_Segment | None] = [None] * len(ranges)
-    # spawn, not fork: a forked child must not inherit open database connections or GUI threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            pool.submit(_verify_range, url, start, start + CHUNK_EVENTS, key_pems, anchor_map): i
-            for i, start in enumerate(ranges)
-        }
-        for future in as_completed(futures):
-            segment = future.result()
-            segments[futures[future]] = segment
-            on_batch(segment.count)
+    pending = deque(enumerate(ranges))
+    # The helpers take ranges from the front, this process from the back (no helper start-up to
+    # wait for): the work balances itself. Spawn, not fork: a forked child must not inherit
+    # open database connections or a GUI's threads.
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=get_context("spawn")) as pool:
+        running: dict[Any, int] = {}
+
+        def top_up() -> None:
+            while pending and sum(not f.done() for f in running) < 2 * (workers - 1):
+                index, first = pending.popleft()
+                future = pool.submit(
+                    _verify_range, url, first, first + CHUNK_EVENTS, key_pems, anchor_map
+                )
+                running[future] = index
+
+        def collect(done: Iterable[Any]) -> None:
+            for future in done:
+                index = running.pop(future)
+                segments[index] = future.result()
+                on_batch(segments[index].count)  # type: ignore[union-attr]
+
+        top_up()
+        while pending:
+            index, first = pending.pop()
+            segments[index] = check_rows(
+                _db_batches(store, first, first + CHUNK_EVENTS), keys, anchor_map, start=None
+            )
+            on_batch(segments[index].count)  # type: ignore[union-attr]
+            collect([f for f in list(running) if f.done()])
+            top_up()
+        collect(as_completed(list(running)))
     return _finish(
         source,
         [s for s in segments if s is not None],
