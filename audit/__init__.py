@@ -22,9 +22,11 @@ from audit.errors import (
     StoreError,
 )
 from audit.events import Actor, AuditEvent, Subject
+from audit.export import ExportResult, export_trail
 from audit.keys import CheckpointSigner, PublicKey, load_or_create_signer, load_public_keys
 from audit.store import RecordStore, open_store
 from audit.trail import AuditTrail, TrailHead
+from audit.verify import Problem, VerificationReport, verify_file, verify_store
 
 __all__ = [
     "Actor",
@@ -34,7 +36,9 @@ __all__ = [
     "AuditTrail",
     "CheckpointSigner",
     "DuplicateRecord",
+    "ExportResult",
     "NotFound",
+    "Problem",
     "PublicKey",
     "RecordLocked",
     "RecordStore",
@@ -43,7 +47,11 @@ __all__ = [
     "StoreError",
     "Subject",
     "TrailHead",
+    "VerificationReport",
+    "export_trail",
     "load_or_create_signer",
     "load_public_keys",
     "open_store",
+    "verify_file",
+    "verify_store",
 ]
