@@ -1,0 +1,186 @@
+"""The service console offscreen over simulated units on real links: rooms and connection check,
+connect, diagnostics, raw console (refused while armed), the emergency stop by button and by
+Esc, the communication log with its replay, and role separation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from console.auth import PermissionDenied, SignedInUser
+from console.devices import open_device
+from console.services import ConsoleServices
+from console.ui.service.console import ServiceConsole
+from device_drivers.commlog import CommLog
+from device_drivers.epat.simulator import EpatSimulator
+from device_drivers.interface import DeviceParameters
+from tests.console.conftest import PASSWORD
+from tests.console.service.conftest import SPEED
+
+pytestmark = [pytest.mark.gui]
+WAIT_MS = 20_000
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def console(qtbot: Any, services: ConsoleServices, engineer: SignedInUser, tmp_path: Path):
+    widget = ServiceConsole(services, engineer, rooms_path=tmp_path / "rooms.json")
+    qtbot.addWidget(widget)
+    widget.resize(1366, 860)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+def _add_unit(
+    qtbot: Any, console: ServiceConsole, room: str, name: str, modality: str, link: str
+) -> None:
+    page = console.rooms_page
+    page.room_edit.setText(room)
+    page.unit_edit.setText(name)
+    page.modality_box.setCurrentText(modality)
+    page.link_box.setEditText(link)
+    qtbot.mouseClick(page.save_button, LEFT)
+    qtbot.waitUntil(lambda: any(u.name == name for u in page.settings.units), timeout=WAIT_MS)
+
+
+@pytest.mark.req("SVC-ROOM-1")
+@pytest.mark.req("SVC-DIAG-1")
+@pytest.mark.req("SVC-RAW-1")
+@pytest.mark.req("SVC-RAW-2")
+def test_connect_diagnose_raw_console_and_emergency_stop(
+    qtbot: Any,
+    console: ServiceConsole,
+    services: ConsoleServices,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    simulator, url = epat_sim
+    simulator.fit_applicator("R15", shots_used=930_000)
+    console.show_tab("Rooms and connections")
+    _add_unit(qtbot, console, "Room 1", "EPAT", "epat", url)
+    qtbot.mouseClick(console.rooms_page.check_button, LEFT)
+    qtbot.waitUntil(lambda: console.rooms_page.last_check is not None, timeout=WAIT_MS)
+    assert "connected" in console.rooms_page.check_result.text()
+    assert "RPW-200" in console.rooms_page.check_result.text()
+    console.rooms_page.link_box.setEditText("http://not-a-port")
+    qtbot.mouseClick(console.rooms_page.save_button, LEFT)
+    qtbot.waitUntil(
+        lambda: "not a serial port" in " ".join(console.rooms_page.notice.lines), timeout=WAIT_MS
+    )
+
+    console.select_unit("Room 1", "EPAT")
+    qtbot.mouseClick(console.connect_button, LEFT)
+    qtbot.waitUntil(lambda: console.unit is not None, timeout=WAIT_MS)
+    assert "RPW-200" in console.unit_label.text()
+
+    console.show_tab("Diagnostics")
+    page = console.diagnostics_page
+    qtbot.mouseClick(page.run_button, LEFT)
+    qtbot.waitUntil(lambda: page.report is not None, timeout=WAIT_MS)
+    assert "RPW-200" in page.identity.text() and "firmware" in page.identity.text()
+    assert page.wear_bar.value() == 930 and "WARNING" in page.wear_label.text()
+    assert page.checks.text().count("✔") == 4 and "passed" in page.checks.text()
+    assert page.link.rowCount() > 5 and page.events.rowCount() >= 0
+
+    console.show_tab("Raw console")
+    raw = console.raw_page
+    for text in ("GET_STATUS", "SET_PARAMS fa00 5000 64000000", "ARM", "START"):
+        raw.input.setText(text)
+        qtbot.keyClick(raw.input, Qt.Key.Key_Return)  # typed one after another: sent in order
+    qtbot.waitUntil(lambda: len(raw.exchanges) == 4, timeout=WAIT_MS)
+    assert [e.command.split(" ")[0] for e in raw.exchanges] == [
+        "GET_STATUS",
+        "SET_PARAMS",
+        "ARM",
+        "START",
+    ]
+    assert "state=IDLE" in raw.exchanges[0].reply
+    assert raw.exchanges[3].outcome == "refused"
+    assert "REFUSED" in raw.transcript.toPlainText()
+    assert simulator.snapshot().state.name == "ARMED"
+    recent = services.trail.events(after_seq=services.trail.head().seq - 4, limit=10)
+    assert [e.data.get("outcome") for e in recent if e.action == "device.raw_command"][
+        -1
+    ] == "refused"
+
+    qtbot.mouseClick(console.estop, LEFT)
+    qtbot.waitUntil(lambda: simulator.snapshot().state.name == "FAULT", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "EMERGENCY STOP" in console.notice.heading.text(), timeout=WAIT_MS)
+
+
+@pytest.mark.req("SVC-RAW-2")
+def test_esc_stops_a_connected_unit_from_anywhere(
+    qtbot: Any,
+    console: ServiceConsole,
+    services: ConsoleServices,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    simulator, url = epat_sim
+    _add_unit(qtbot, console, "Room 1", "EPAT", "epat", url)
+    console.select_unit("Room 1", "EPAT")
+    qtbot.mouseClick(console.connect_button, LEFT)
+    qtbot.waitUntil(lambda: console.unit is not None, timeout=WAIT_MS)
+    qtbot.keyClick(console.raw_page.input, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: simulator.snapshot().state.name == "FAULT", timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: services.trail.get(services.trail.head().seq).action == "device.emergency_stop",
+        timeout=WAIT_MS,
+    )
+
+
+@pytest.mark.req("SVC-LOG-1")
+@pytest.mark.req("SVC-REPLAY-1")
+def test_a_session_log_is_read_and_replayed_from_the_screen(
+    qtbot: Any, console: ServiceConsole, services: ConsoleServices
+) -> None:
+    folder = services.config.commlog_dir
+    assert folder is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "se-00aa11bb22cc33dd-epat.jsonl"
+    from device_drivers.epat.server import EpatTcpServer
+
+    with EpatTcpServer(EpatSimulator(speed=SPEED)).start() as server:
+        log = CommLog(path)
+        device = open_device(epat_url=server.url, speed=SPEED, commlog=log)
+        try:
+            device.load_parameters(
+                DeviceParameters(Decimal("8.0"), 100, pressure_bar=Decimal("2.50"))
+            )
+            device.status()
+        finally:
+            device.close()
+            log.close()
+    console.show_tab("Communication log")
+    page = console.commlog_page
+    qtbot.mouseClick(page.refresh_button, LEFT)
+    qtbot.waitUntil(lambda: len(page.files) == 1, timeout=WAIT_MS)
+    assert page.file_table.item(0, 0).text() == "se-00aa11bb22cc33dd"
+    page.file_table.selectRow(0)
+    qtbot.waitUntil(lambda: page.view is not None, timeout=WAIT_MS)
+    decoded = [page.rows.item(r, 3).text() for r in range(page.rows.rowCount())]
+    assert any("SET_PARAMS" in text for text in decoded) and any("HELLO" in t for t in decoded)
+    page.speed.setValue(SPEED)
+    qtbot.mouseClick(page.replay_button, LEFT)
+    qtbot.waitUntil(lambda: page.replay_result is not None, timeout=WAIT_MS)
+    assert page.replay_table.rowCount() == len(page.replay_result.rows) > 3
+    assert "every reply as recorded" in page.summary.text()
+
+
+@pytest.mark.req("SVC-ROLE-1")
+def test_therapists_and_admins_cannot_open_the_service_console(
+    qtbot: Any, services: ConsoleServices, tmp_path: Path
+) -> None:
+    for user_id in ("thera", "admin"):
+        user = services.login(user_id, PASSWORD)
+        with pytest.raises(PermissionDenied):
+            ServiceConsole(services, user, rooms_path=tmp_path / "rooms.json")
+        denied = services.trail.get(services.trail.head().seq)
+        assert (denied.action, denied.actor, denied.data["action"]) == (
+            "access.denied",
+            user_id,
+            "device_diagnostics",
+        )
