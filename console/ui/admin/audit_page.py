@@ -118,7 +118,7 @@ class AuditReviewPage(QWidget):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for column, width in enumerate((80, 200, 90, 80, 170, 220)):
+        for column, width in enumerate((64, 150, 70, 80, 160, 200)):
             self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
 

@@ -59,18 +59,23 @@ class _Chart(QWidget):
         painter.drawText(area, Qt.AlignmentFlag.AlignCenter, text)
 
     @staticmethod
-    def _y_axis(painter: QPainter, area: QRectF, top: float, suffix: str = "") -> None:
+    def _y_axis(
+        painter: QPainter, area: QRectF, top: float, suffix: str = "", steps: int = 4
+    ) -> None:
+        """Grid lines and labels at ``steps`` equal intervals up to ``top`` (chosen by the
+        caller so that every label is a whole number)."""
         painter.setPen(QPen(AXIS, 1))
         painter.drawLine(area.bottomLeft(), area.bottomRight())
-        for i in range(5):
-            value = top * i / 4
-            y = area.bottom() - area.height() * i / 4
+        for i in range(steps + 1):
+            value = top * i / steps
+            y = area.bottom() - area.height() * i / steps
             painter.setPen(QPen(QColor(theme.BORDER), 1, Qt.PenStyle.DotLine))
             painter.drawLine(int(area.left()), int(y), int(area.right()), int(y))
             painter.setPen(AXIS)
-            shown = f"{value:.0f}" if top >= 4 or value == int(value) else f"{value:.1f}"
             painter.drawText(
-                QRectF(0, y - 9, area.left() - 6, 18), Qt.AlignmentFlag.AlignRight, shown + suffix
+                QRectF(0, y - 9, area.left() - 6, 18),
+                Qt.AlignmentFlag.AlignRight,
+                f"{value:g}{suffix}",
             )
 
     @staticmethod
@@ -145,8 +150,8 @@ class AdverseEventChart(_Chart):
         if not self.rates or all(r.sessions == 0 for r in self.rates):
             self._empty(painter, area, "no treatment sessions in this range")
             return
-        top = max(10.0, float(max(r.percent for r in self.rates)))
-        top = float((int(top) + 9) // 10 * 10)
+        highest = float(max(r.percent for r in self.rates))
+        top = min(100.0, max(20.0, -(-highest // 20) * 20))  # 20, 40 … 100: whole labels
         self._y_axis(painter, area, top, " %")
         slot = area.width() / len(self.rates)
         bar = min(120.0, slot * 0.5)
@@ -187,11 +192,11 @@ class PainChart(_Chart):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
         painter = QPainter(self)
         area = self._frame(painter)
-        area.setBottom(area.bottom() - 16)
+        area.setBottom(area.bottom() - 30)
         if not self.changes:
             self._empty(painter, area, "no sessions with both pain scores in this range")
             return
-        self._y_axis(painter, area, 10.0)
+        self._y_axis(painter, area, 10.0, steps=5)
         slot = area.width() / len(self.changes)
         bar = min(46.0, slot * 0.32)
         for i, change in enumerate(self.changes):
@@ -210,14 +215,17 @@ class PainChart(_Chart):
                 )
             painter.setPen(AXIS)
             painter.drawText(
-                QRectF(area.left() + i * slot, area.bottom() + 4, slot, 30),
-                Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
-                f"{change.protocol_id} (n={change.sessions})",
+                QRectF(area.left() + i * slot, area.bottom() + 4, slot, 36),
+                Qt.AlignmentFlag.AlignHCenter,
+                painter.fontMetrics().elidedText(
+                    change.protocol_id, Qt.TextElideMode.ElideMiddle, int(slot) - 4
+                )
+                + f"\n(n={change.sessions})",
             )
         self._legend(
             painter,
             area.left(),
-            area.bottom() + 34,
+            area.bottom() + 42,
             (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)),
         )
 

@@ -299,8 +299,11 @@ class RawConsolePage(QWidget):
         if unit is None or not text.strip():
             return
         self.input.clear()
-        self.transcript.appendPlainText(f"> {text}")
-        self.tasks.submit(lambda: unit.raw(self.user, text), self._show, self._error)
+        self.tasks.submit(
+            lambda: unit.raw(self.user, text),
+            self._show,
+            lambda exc: self.transcript.appendPlainText(f"> {text}\n  not sent: {exc}"),
+        )
 
     def _show(self, exchange: RawExchange) -> None:
         self.exchanges.append(exchange)
@@ -310,10 +313,8 @@ class RawConsolePage(QWidget):
             "rejected": "the unit refused: ",
             "failed": "FAILED: ",
         }
-        self.transcript.appendPlainText(prefix.get(exchange.outcome, "") + exchange.reply)
-
-    def _error(self, exc: BaseException) -> None:
-        self.transcript.appendPlainText(f"not sent: {exc}")
+        reply = prefix.get(exchange.outcome, "") + exchange.reply
+        self.transcript.appendPlainText(f"> {exchange.command}\n  " + reply.replace("\n", "\n  "))
 
 
 # ---------------------------------------------------------------------------- comm log
@@ -485,6 +486,8 @@ class CommLogPage(QWidget):
             ],
             [None if r.same else theme.DANGER for r in result.rows],
         )
+        for column, width in enumerate((60, 250, 360, 360)):
+            self.replay_table.setColumnWidth(column, width)
         first = result.first_difference
         self.summary.setText(
             f"{len(result.rows)} commands replayed at {result.speed:g}× "
