@@ -81,12 +81,16 @@ def _pain_text(record: SessionRecord) -> str:
 
 
 def _outcome_text(record: SessionRecord) -> str:
-    text = record.state
-    if record.signatures:
-        text += f", signed by {record.signatures[-1].signer_name}"
-    if record.end_reason and record.state not in ("signed", "documented"):
-        text += f" ({record.end_reason})"
+    """``signed by Tess Therapist — target reached``; an unsigned session says its state."""
+    text = f"signed by {record.signatures[-1].signer_name}" if record.signatures else record.state
+    if record.end_reason:
+        text += f" — {record.end_reason}"
     return text
+
+
+def _one_line(text: str) -> str:
+    """Data-file prose wraps at fixed columns; the screen wraps it itself."""
+    return " ".join(text.split())
 
 
 def history_row(record: SessionRecord) -> HistoryRow:
@@ -114,7 +118,9 @@ def programme_view(template: ProgrammeTemplate, phase_number: int, status: str) 
     note = "" if status == "active" else f"status: {status}"
     return ProgrammeView(
         title=template.title,
-        phase=f"Phase {phase.number} of {len(template.phases)}: {phase.name} — {phase.goal}",
+        phase=_one_line(
+            f"Phase {phase.number} of {len(template.phases)}: {phase.name} — {phase.goal}"
+        ),
         pillars=pillars,
         note=note,
     )

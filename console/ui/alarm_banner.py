@@ -42,7 +42,8 @@ class AlarmBanner(QFrame):
         layout.addWidget(self.more)
         layout.addWidget(self.ack)
         self._shown: Alarm | None = None
-        self.show_alarms([])
+        self.label.setMinimumWidth(220)
+        self._show_none()
 
     @property
     def shown_alarm(self) -> Alarm | None:
@@ -55,22 +56,25 @@ class AlarmBanner(QFrame):
             return
         self._shown = top
         if top is None:
-            self.setStyleSheet("#alarmBanner { background: transparent; border: none; }")
-            self.label.setText("No active alarms")
-            self.label.setStyleSheet("color: #56656F;")
-            self.more.setText("")
-            self.ack.hide()
+            self._show_none()
             return
         background, foreground, name = _STYLE[top.priority]
         kind = "technical alarm" if top.technical else "alarm"
-        self.setStyleSheet(
-            f"#alarmBanner {{ background: {background}; border-radius: 6px; }}"
-            f"#alarmBanner QLabel {{ color: {foreground}; font-weight: bold; }}"
-        )
-        self.label.setStyleSheet("")
+        self.setStyleSheet(f"#alarmBanner {{ background: {background}; border-radius: 6px; }}")
+        # On the labels themselves, so they measure (and wrap) with the bold font they draw.
+        style = f"color: {foreground}; font-weight: bold;"
+        self.label.setStyleSheet(style)
+        self.more.setStyleSheet(style)
         self.label.setText(f"{name} {kind}: {top.message}")
         self.more.setText(self._more_text(active))
         self.ack.show()
+
+    def _show_none(self) -> None:
+        self.setStyleSheet("#alarmBanner { background: transparent; border: none; }")
+        self.label.setText("No active alarms")
+        self.label.setStyleSheet("color: #56656F;")
+        self.more.setText("")
+        self.ack.hide()
 
     @staticmethod
     def _more_text(active: Sequence[Alarm]) -> str:

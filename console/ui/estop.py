@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPushButton, QSizePolicy, QWidget
 
@@ -35,8 +35,11 @@ class EmergencyStopButton(QPushButton):
         self.setAccessibleName("emergency stop")
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # never steals focus from a form
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(230, 56)
         self.clicked.connect(self.triggered)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Never narrower than its words: a crowded top bar squeezes something else."""
+        return self.sizeHint().expandedTo(QSize(230, 56))
 
     def setEnabled(self, enabled: bool) -> None:  # noqa: N802 (Qt override)
         """The emergency stop cannot be disabled; it also sits under no widget that ever is."""

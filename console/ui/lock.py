@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -85,7 +86,7 @@ class LockOverlay(QFrame):
         self.setAutoFillBackground(True)
         card = QFrame()
         card.setProperty("role", "panel")
-        card.setFixedWidth(460)
+        card.setFixedWidth(560)
         title = QLabel("Console locked")
         title.setProperty("role", "title")
         self.who = QLabel()
@@ -121,9 +122,13 @@ class LockOverlay(QFrame):
             note,
         ):
             inner.addWidget(widget)
+        row = QHBoxLayout()  # stretches, not an alignment flag: wrapped labels get their height
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addLayout(row)
         outer.addStretch(2)
         self.unlock.clicked.connect(self._submit)
         self.password.returnPressed.connect(self._submit)

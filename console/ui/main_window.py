@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
         def done(user: UserView) -> None:
             self.login_screen.set_busy(False)
             self.user = user
-            self.top.show_user(f"{user.name} · {user.role}")
+            self.top.show_user(f"{user.name}\n{user.role}")
             self.top.lock_button.setEnabled(True)
             self.top.logout_button.setEnabled(True)
             self.inactivity.poke()

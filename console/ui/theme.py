@@ -66,9 +66,10 @@ QPushButton[role="estop"] {{
     font-size: 15pt; font-weight: bold; padding: 8px 22px;
 }}
 QPushButton[role="estop"]:pressed {{ background: {DANGER_DARK}; }}
-QLineEdit, QPlainTextEdit, QSpinBox, QComboBox, QDoubleSpinBox {{
+QLineEdit, QPlainTextEdit, QSpinBox, QComboBox, QDoubleSpinBox, QDateEdit {{
     background: {PANEL}; border: 1px solid {BORDER}; border-radius: 4px; padding: 4px 6px;
 }}
+QLineEdit, QComboBox, QDateEdit {{ min-height: 24px; }}
 QLineEdit:focus, QPlainTextEdit:focus, QComboBox:focus {{ border: 2px solid {PRIMARY}; }}
 QLineEdit[invalid="true"] {{ border: 2px solid {DANGER}; background: {DANGER_BG}; }}
 QTableWidget, QListWidget, QTreeWidget {{

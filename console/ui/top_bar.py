@@ -6,7 +6,7 @@ visible and usable on every screen, the lock screen included.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from console.ui import theme
 from console.ui.alarm_banner import AlarmBanner
@@ -31,13 +31,8 @@ class TopBar(QFrame):
         self.setStyleSheet(
             f"#topBar {{ background: {theme.PANEL}; border-bottom: 1px solid {theme.BORDER}; }}"
         )
-        who = QVBoxLayout()
-        who.setSpacing(0)
-        self.app_label = label("Therapy console", "section", wrap=False)
-        self.user_label = label("not signed in", "muted", wrap=False)
+        self.user_label = label("not signed in", "muted", wrap=False)  # the title says the app
         self.user_label.setObjectName("topUser")
-        who.addWidget(self.app_label)
-        who.addWidget(self.user_label)
         self.patient_label = label("", wrap=False)
         self.patient_label.setObjectName("topPatient")
         self.state_label = QLabel("")
@@ -50,7 +45,7 @@ class TopBar(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(14, 8, 14, 8)
         layout.setSpacing(14)
-        layout.addLayout(who)
+        layout.addWidget(self.user_label)
         layout.addWidget(self.patient_label)
         layout.addWidget(self.state_label)
         layout.addWidget(self.alarms, 1)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -129,7 +130,10 @@ class Notice(QFrame):
 def finding_line(finding: Finding) -> str:
     """``CI-COAG (override required): message — eligible from 2025-03-01``."""
     severity = finding.severity.replace("_", " ")
-    text = f"{finding.rule} ({severity}): {finding.message}"
+    message = finding.message
+    if message.startswith(f"{finding.rule}:"):  # some rules name themselves already
+        message = message[len(finding.rule) + 1 :].lstrip()
+    text = f"{finding.rule} ({severity}): {message}"
     if finding.eligible_from is not None:
         text += f" — first eligible date {finding.eligible_from.isoformat()}"
     return text
@@ -221,10 +225,12 @@ class AbortBox(QWidget):
         form_layout.addWidget(self.confirm)
         form_layout.addWidget(self.cancel)
         self.form.hide()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.open_button)
-        layout.addWidget(self.form, 1)
+        self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addWidget(self.open_button)
+        self._layout.addWidget(self.form, 1)
+        self._layout.addStretch(1)  # closed: the button keeps its own width
         self.open_button.clicked.connect(self._open)
         self.cancel.clicked.connect(self._close)
         self.confirm.clicked.connect(lambda: self.abort_requested.emit(self.reason.text()))
@@ -233,12 +239,14 @@ class AbortBox(QWidget):
     def _open(self) -> None:
         self.form.show()
         self.open_button.hide()
+        self._layout.setStretch(2, 0)
         self.reason.setFocus()
 
     def _close(self) -> None:
         self.form.hide()
         self.reason.clear()
         self.open_button.show()
+        self._layout.setStretch(2, 1)
 
     def reset(self) -> None:
         self._close()

@@ -6,6 +6,7 @@ clicks on the emergency-stop button of the main window.
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from console.ui.widgets import Notice, label
@@ -28,16 +29,16 @@ class Screen(QWidget):
         self.body = QVBoxLayout(content)
         self.body.setContentsMargins(0, 0, 0, 0)
         self.body.setSpacing(12)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 18, 24, 18)
         outer.setSpacing(10)
         outer.addWidget(self.title_label)
         outer.addWidget(self.subtitle_label)
         outer.addWidget(self.notice)
-        outer.addWidget(scroll, 1)
+        outer.addWidget(self.scroll, 1)
         self.actions: list[QPushButton] = []
         self._busy = False
 
@@ -58,6 +59,14 @@ class Screen(QWidget):
         """Enable the action buttons that make sense now (guidance only: the workflow decides)."""
         for action in self.actions:
             action.setEnabled(True)
+
+    def reveal(self, widget: QWidget) -> None:
+        """Scroll so that ``widget`` (the next thing to read or do) is in view.
+
+        Deferred to the next turn of the event loop, when the layout has made room for
+        whatever just appeared.
+        """
+        QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(widget, 0, 40))
 
     def set_heading(self, title: str, subtitle: str = "") -> None:
         self.title_label.setText(title)

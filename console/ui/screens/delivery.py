@@ -85,6 +85,7 @@ class DeliveryScreen(Screen):
         for widget in (self.pause_button, self.resume_button, self.stop_button):
             controls.addWidget(widget)
         controls.addWidget(self.abort, 1)
+        controls.addStretch(0)
         controls.addWidget(self.document_button)
         self.body.addLayout(controls)
 

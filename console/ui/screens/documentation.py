@@ -55,7 +55,8 @@ class PainScale(QWidget):
             choice = QPushButton(str(score))
             choice.setCheckable(True)
             choice.setObjectName(f"{name}_{score}")
-            choice.setFixedWidth(42)
+            choice.setFixedWidth(44)
+            choice.setStyleSheet("padding: 6px 0px;")
             choice.setAccessibleName(f"{name.replace('_', ' ')} {score}")
             self.group.addButton(choice, score)
             layout.addWidget(choice)
@@ -237,6 +238,7 @@ class DocumentationScreen(Screen):
         )
         if snapshot.state is SessionState.DOCUMENTED:
             self.show_info("Documentation saved", ["Sign it with your password to finish."])
+            self.reveal(self.sign_button)
         elif snapshot.state is SessionState.SIGNED:
             self.show_info("Session signed", ["The record is complete."])
             self.password.clear()

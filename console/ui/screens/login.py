@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLineEdit, QVBoxLayout, QWidget
 
 from console.ui.widgets import Notice, button, label, panel
 
@@ -35,9 +35,13 @@ class LoginScreen(QWidget):
         inner.addWidget(self.sign_in)
         self.notice = Notice()
         inner.addWidget(self.notice)
+        row = QHBoxLayout()  # stretches, not an alignment flag: wrapped labels get their height
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addLayout(row)
         outer.addStretch(2)
         self.sign_in.clicked.connect(self._submit)
         self.password.returnPressed.connect(self._submit)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -161,9 +162,13 @@ class PatientScreen(Screen):
         self.unfinished_card.hide()
         self.body.addWidget(self.unfinished_card)
         self.programme = ProgrammePanel()
+        programme_scroll = QScrollArea()  # a long programme scrolls on its own
+        programme_scroll.setWidgetResizable(True)
+        programme_scroll.setWidget(self.programme)
+        programme_scroll.setStyleSheet("QScrollArea { background: transparent; }")
         programme_card, programme_layout = panel()
         programme_layout.addWidget(label("Movement programme", "subtitle"))
-        programme_layout.addWidget(self.programme, 1)
+        programme_layout.addWidget(programme_scroll, 1)
         self.history = _table(["Date", "Protocol", "Pulses", "Pain NRS", "Outcome"])
         self.history.setObjectName("sessionHistory")
         history_card, history_layout = panel()

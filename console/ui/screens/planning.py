@@ -240,10 +240,15 @@ class PlanningScreen(Screen):
         if not snapshot.validated_against_unit:
             # Without a unit the rules cannot know its limits: the plan is recorded and checked
             # in full once the unit is connected (an override is given there).
+            attention = any(
+                f.severity == "override_required"
+                or (f.severity == "refuse" and f.field in self.editors)
+                for f in outcome.findings
+            )
             self.findings.show_lines(
                 "Checked against the protocol; the unit's limits are checked once it is connected",
                 lines,
-                "ok" if outcome.verdict is ValidationVerdict.OK else "override_required",
+                "override_required" if attention else "ok",
             )
         elif outcome.verdict is ValidationVerdict.REFUSED:
             self.findings.show_lines("Plan refused: change the highlighted values", lines, "refuse")

@@ -203,6 +203,7 @@ class ScreeningScreen(Screen):
         self.continue_button.clicked.connect(self.continue_requested)
         self.abort.abort_requested.connect(self.abort_requested)
         self._snapshot: SessionSnapshot | None = None
+        self._revealed: object = None
         self.update_actions()
 
     def set_questions(self, questions: Sequence[QuestionView]) -> None:
@@ -279,6 +280,9 @@ class ScreeningScreen(Screen):
             verdict is ScreeningVerdict.OVERRIDE_REQUIRED and not snapshot.screening_override_reason
         )
         self.update_actions()
+        if outcome is not self._revealed:  # a new verdict: bring it (and what to do) into view
+            self._revealed = outcome
+            self.reveal(self.continue_button)
 
     def update_actions(self) -> None:
         snapshot = self._snapshot

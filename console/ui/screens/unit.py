@@ -69,6 +69,7 @@ class UnitScreen(Screen):
         for r, (key, caption) in enumerate(
             (
                 ("model", "Model"),
+                ("maker", "Manufacturer"),
                 ("serial", "Serial / firmware"),
                 ("envelope", "Unit limits"),
                 ("applicator", "Applicator"),
@@ -188,9 +189,8 @@ class UnitScreen(Screen):
         set_text(self.plan_label, plan_text(snapshot.plan))
         identity, envelope, applicator = snapshot.identity, snapshot.envelope, snapshot.applicator
         if identity is not None:
-            self._set(
-                "model", f"{identity.manufacturer} {identity.model} ({identity.modality.upper()})"
-            )
+            self._set("model", f"{identity.model} ({identity.modality.upper()})")
+            self._set("maker", identity.manufacturer)
             self._set("serial", f"{identity.serial} / firmware {identity.firmware}")
         if envelope is not None:
             intensity = envelope.pressure_bar or envelope.field_mt

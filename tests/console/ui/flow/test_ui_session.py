@@ -24,7 +24,7 @@ def test_a_whole_session_from_login_to_signature(
 ) -> None:
     simulator, _ = epat_sim
     flow.login(window, "thera", PASSWORD)
-    assert window.top.user_label.text() == "Theo Therapist · therapist"
+    assert window.top.user_label.text() == "Theo Therapist\ntherapist"
     flow.open_patient(window, "KNEE-0001")
     page = window.patient_screen
     assert [box.title() for box in page.programme.pillar_boxes] == [
@@ -81,7 +81,7 @@ def test_a_whole_session_from_login_to_signature(
     flow.wait_until(lambda: page.history.rowCount() == 1, "the session in the history")
     assert page.history.item(0, 2).text() == "300 / 300"
     assert page.history.item(0, 3).text() == "6 → 3"
-    assert page.history.item(0, 4).text().startswith("signed, signed by Theo Therapist")
+    assert page.history.item(0, 4).text() == "signed by Theo Therapist — target reached"
 
     (record,) = services.sessions.for_patient(patient_id)
     assert record.state == "signed"
