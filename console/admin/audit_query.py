@@ -330,6 +330,12 @@ class AuditQueries:
         rows = conn.execute(text(f"SELECT id FROM {table} WHERE {column} = :v"), {"v": value})
         return {(stype, r[0]) for r in rows}
 
+    def _in_list(self, column: str, name: str) -> str:
+        """Membership in a list bound as one value: an array on PostgreSQL (``= ANY``: one
+        parameter, planned in a few ms even for 10,000 ids, where an IN list of 10,000
+        parameters costs ~50 ms), an expanded IN list on SQLite (which has no arrays)."""
+        return f"{column} = ANY(:{name})" if self.store.is_postgres else f"{column} IN :{name}"
+
     @staticmethod
     def _order_limit(limit: int) -> str:
         return f" ORDER BY ts DESC, seq DESC LIMIT {int(limit) + 1}"
@@ -358,11 +364,13 @@ class AuditQueries:
             if actions is not None:
                 values["acts"] = actions
                 expanding.append("acts")
-                action_term = ["action IN :acts"]
+                action_term = [self._in_list("action", "acts")]
             for i, (stype, ids) in enumerate(sorted(subjects.items())):
                 values[f"st{i}"], values[f"ids{i}"] = stype, ids
                 expanding.append(f"ids{i}")
-                groups.append([f"subject_type = :st{i}", f"subject_id IN :ids{i}", *action_term])
+                groups.append(
+                    [f"subject_type = :st{i}", self._in_list("subject_id", f"ids{i}"), *action_term]
+                )
         else:
             assert actions is not None
             for j, action in enumerate(actions):
@@ -375,7 +383,9 @@ class AuditQueries:
         ]
         sql = text(
             f"SELECT {_COLS} FROM ({' UNION ALL '.join(branches)}) merged{self._order_limit(limit)}"
-        ).bindparams(*(bindparam(name, expanding=True) for name in expanding))
+        )
+        if not self.store.is_postgres:
+            sql = sql.bindparams(*(bindparam(name, expanding=True) for name in expanding))
         return list(conn.execute(sql, values))
 
     # ------------------------------------------------------------------ one event
