@@ -1,4 +1,8 @@
-"""Helpers to drive a session the way the CLI does: messages from the worker pumped by hand."""
+"""Helpers to drive a session the way the CLI does: messages from the worker pumped by hand.
+
+``CLEAN_ANSWERS`` (every screening question answered, nothing to report) is the protocols
+tests' own, re-exported here for the session tests.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +16,10 @@ from console.services import ConsoleServices
 from console.session.device_worker import WorkerMessage
 from console.session.ports import PlannedParameters
 from console.session.workflow import SessionWorkflow
+from tests.protocols.builders import CLEAN_ANSWERS
 
-CLEAN_ANSWERS: dict[str, Any] = {
-    "pregnant": False,
-    "malignancy_in_area": False,
-    "infection_at_site": False,
-    "active_implant": None,
-    "active_implant_in_field": False,
-    "coagulation_disorder": False,
-    "anticoagulants": False,
-    "thrombosis_in_limb": False,
-    "corticosteroid_injection_date": None,
-    "open_growth_plates": False,
-    "metal_implant_in_field": False,
-    "epilepsy": False,
-    "polyneuropathy": False,
-    "tendon_rupture": False,
-    "fever": False,
-    "nsaids": False,
-    "failed_conservative_care_months": 0,
-}
+__all__ = ["CLEAN_ANSWERS", "Pump", "connected_session"]
+
 
 #: knee-pt-epat at its fastest, shortest in-range setting: 1,500 pulses at 10 Hz.
 EPAT_PLAN = PlannedParameters(
