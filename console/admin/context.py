@@ -6,6 +6,7 @@ permission itself and is plain Python (the same calls from the GUI, tests and sc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from audit.trail import AuditTrail
 from console import paths
 from console.admin.charts import ClinicCharts
 from console.admin.exports import TrailExports
-from console.admin.policy import ActivePolicy, PolicyAdmin
+from console.admin.policy import ActivePolicy, PolicyAdmin, PolicyError
 from console.admin.reports import Reports
 from console.admin.review import AuditReview
 from console.admin.story import SessionStories
@@ -75,7 +76,12 @@ class AdminServices:
             current = getattr(services, "rules", None)
             services.rules = policy.rules(getattr(current, "programmes", None))
 
-        return cls.build(services.auth, services.trail, folder, put_in_force)
+        built = cls.build(services.auth, services.trail, folder, put_in_force)
+        # What the admin sees as "in force" is what this console uses. A kept file that no
+        # longer parses leaves the rules as they were; the policy page shows why.
+        with contextlib.suppress(PolicyError):
+            put_in_force(built.policy.active())
+        return built
 
 
 def default_policy_folder() -> Path:

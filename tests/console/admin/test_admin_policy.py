@@ -120,3 +120,20 @@ def test_only_admins_see_and_change_policy(
         admin_services.policy.view(therapist)
     denied = services.trail.get(services.trail.head().seq)
     assert denied.action == "access.denied" and denied.data["action"] == "manage_policy"
+
+
+@pytest.mark.req("ADM-POLICY-1")
+def test_the_kept_policy_is_the_one_in_force_when_the_admin_layer_opens(
+    services: ConsoleServices, admin: SignedInUser, tmp_path: Path
+) -> None:
+    folder = tmp_path / "kept-policy"
+    (folder / "protocols").mkdir(parents=True)
+    _protocol_file(folder / "protocols", "2026.7")
+    assert services.rules.library.get("knee-pt-epat").version == "2026.1"
+    AdminServices.from_console(services, folder)
+    assert services.rules.library.get("knee-pt-epat").version == "2026.7"
+    (folder / "protocols" / "knee-pt-epat.toml").write_text("id = 'knee-pt-epat'\n")
+    broken = AdminServices.from_console(services, folder)  # opens; the page says what is wrong
+    assert services.rules.library.get("knee-pt-epat").version == "2026.7"
+    with pytest.raises(PolicyError, match=r"knee-pt-epat\.toml"):
+        broken.policy.view(admin)

@@ -48,7 +48,7 @@ def test_the_story_tells_screening_parameters_delivery_outcome_and_signatures(
     ):
         assert expected in actions, expected
     assert [line.seq for line in story.timeline] == sorted(line.seq for line in story.timeline)
-    assert record.delivered == treated.delivered == 300
+    assert record.delivered == treated.delivered == 150
     assert record.titrations[0]["to"]["pressure_bar"] == "2.00"
     assert (record.pain_before, record.pain_after, record.adverse_events) == (7, 3, ("reddening",))
     assert [c.signature.meaning for c in story.signatures] == ["performed"]
@@ -57,7 +57,7 @@ def test_the_story_tells_screening_parameters_delivery_outcome_and_signatures(
     override = next(line for line in story.timeline if line.action == "parameters.override")
     assert "test dose" in override.text
     html = session_report_html(admin_services.reports.session_report(admin, treated.session_id))
-    for figure in ("300 of 300", "7 → 3", "reddening", "Theo Therapist", "performed", "2.00 bar"):
+    for figure in ("150 of 150", "7 → 3", "reddening", "Theo Therapist", "performed", "2.00 bar"):
         assert figure in html, figure
 
 
@@ -71,7 +71,7 @@ def test_stories_are_found_and_refused_to_the_service_role(
 ) -> None:
     found = admin_services.stories.find(admin, pseudonym="KNEE-0001")
     assert [s.session_id for s in found] == [treated.session_id]
-    assert found[0].delivered == 300 and found[0].state == "signed"
+    assert found[0].delivered == 150 and found[0].state == "signed"
     assert admin_services.stories.find(admin, session_id=treated.session_id[:6])
     assert admin_services.stories.find(admin, start=SESSION_DATE + timedelta(days=1)) == []
     service_user = services.login("svc", PASSWORD)

@@ -10,23 +10,50 @@ Good enough to check that a report contains its figures; not a general PDF reade
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from pathlib import Path
 
-_OBJECT = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
-_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+_OBJECT_START = re.compile(rb"(\d+) 0 obj")
+_NUMBER_OBJECT = re.compile(rb"(\d+) 0 obj\s*(\d+)\s*endobj")
+_LENGTH = re.compile(rb"/Length (\d+)( 0 R)?")
 
 
-def _objects(data: bytes) -> dict[int, bytes]:
-    return {int(m.group(1)): m.group(2) for m in _OBJECT.finditer(data)}
+def _objects(data: bytes) -> dict[int, tuple[bytes, bytes | None]]:
+    """Object number → (dictionary text, raw stream bytes or None). Streams are cut by their
+    /Length (direct or an indirect number object), never by searching for "endstream": a
+    compressed stream may contain any bytes, that word included."""
+    numbers = {int(m.group(1)): int(m.group(2)) for m in _NUMBER_OBJECT.finditer(data)}
+    found: dict[int, tuple[bytes, bytes | None]] = {}
+    pos = 0
+    while (m := _OBJECT_START.search(data, pos)) is not None:
+        number, start = int(m.group(1)), m.end()
+        end = data.find(b"endobj", start)
+        stream_at = data.find(b"stream", start)
+        if stream_at != -1 and (stream_at < end or end == -1):
+            head = data[start:stream_at]
+            length_match = _LENGTH.search(head)
+            if length_match is None:
+                raise ValueError(f"object {number}: a stream without /Length")
+            length = int(length_match.group(1))
+            if length_match.group(2):
+                length = numbers[length]
+            body_start = stream_at + len(b"stream")
+            body_start += 2 if data[body_start : body_start + 2] == b"\r\n" else 1
+            raw = data[body_start : body_start + length]
+            found[number] = (head, raw)
+            pos = data.find(b"endobj", body_start + length) + len(b"endobj")
+        else:
+            found[number] = (data[start:end], None)
+            pos = end + len(b"endobj")
+    return found
 
 
-def _stream(body: bytes) -> bytes | None:
-    match = _STREAM.search(body)
-    if match is None:
+def _stream(entry: tuple[bytes, bytes | None]) -> bytes | None:
+    head, raw = entry
+    if raw is None:
         return None
-    raw = match.group(1)
-    return zlib.decompress(raw) if b"/FlateDecode" in body.split(b"stream", 1)[0] else raw
+    return zlib.decompress(raw) if b"/FlateDecode" in head else raw
 
 
 def _cmap(text: bytes) -> dict[int, str]:
@@ -54,18 +81,17 @@ def pdf_text(path: Path) -> str:
     data = Path(path).read_bytes()
     objects = _objects(data)
     fonts: dict[bytes, dict[int, str]] = {}
-    for number, body in objects.items():
-        if b"/Type /Font" in body and b"/ToUnicode" in body:
-            ref = re.search(rb"/ToUnicode (\d+) 0 R", body)
+    for number, (head, _raw) in objects.items():
+        if b"/Type /Font" in head and b"/ToUnicode" in head:
+            ref = re.search(rb"/ToUnicode (\d+) 0 R", head)
             cmap_stream = _stream(objects[int(ref.group(1))]) if ref else None
             if cmap_stream is not None:
                 fonts[f"/F{number}".encode()] = _cmap(cmap_stream)
     lines: list[str] = []
-    for body in objects.values():
-        head = body.split(b"stream", 1)[0]
-        if b"/Length" not in head or b"/Type" in head or b"/Length1" in head:
+    for head, raw in objects.values():
+        if raw is None or b"/Type" in head or b"/Length1" in head:
             continue
-        content = _stream(body)
+        content = _stream((head, raw))
         if content is None or b"Tj" not in content:
             continue
         font: dict[int, str] = {}
@@ -92,5 +118,6 @@ def pdf_text(path: Path) -> str:
 
 
 def squeeze(text: str) -> str:
-    """Without white space: Qt positions words, it does not always draw the spaces."""
-    return re.sub(r"\s+", "", text)
+    """Without white space (Qt positions words, it does not always draw the spaces) and with
+    ligatures spelt out (Qt draws "ff" in "…3eff" as the one glyph U+FB00)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))

@@ -49,7 +49,7 @@ def test_the_session_story_and_its_pdf_carry_the_figures_signatures_and_anchor(
     page.results.selectRow(0)
     qtbot.waitUntil(lambda: page.story is not None, timeout=WAIT_MS)
     shown = page.view.toPlainText()
-    for figure in ("300 of 300", "7 → 3", "reddening", "Theo Therapist", "performed"):
+    for figure in ("150 of 150", "7 → 3", "reddening", "Theo Therapist", "performed"):
         assert figure in shown, figure
     qtbot.mouseClick(page.print_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.last_pdf is not None, timeout=WAIT_MS)
@@ -64,7 +64,7 @@ def test_the_session_story_and_its_pdf_carry_the_figures_signatures_and_anchor(
     for figure in (
         treated.session_id,
         "KNEE-0001",
-        "300of300",
+        "150of150",
         "7→3",
         "reddening",
         "2.00bar",
@@ -95,7 +95,7 @@ def test_the_range_pdf_and_the_trail_export_from_the_exports_screen(
     qtbot.mouseClick(page.range_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.last_pdf is not None, timeout=WAIT_MS)
     text = squeeze(pdf_text(pdf))
-    for figure in (treated.session_id, "KNEE-0001", "EPAT300", "7→3", "reddening", day):
+    for figure in (treated.session_id, "KNEE-0001", "EPAT150", "7→3", "reddening", day):
         assert squeeze(figure) in text, figure
     trail_file = tmp_path / "trail.jsonl"
     page.ask_path = lambda _parent, _title, _suggested: trail_file
