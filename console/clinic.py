@@ -53,7 +53,12 @@ def run_clinic_console(exit_after_s: float | None = None) -> int:
         print(f"therapy-console: cannot start: {exc}")
         start_refusal_box(str(exc)).exec()
         return 1
-    services = ConsoleServices.open(ConsoleConfig.from_environment(**unit_links()))
+    try:
+        services = ConsoleServices.open(ConsoleConfig.from_environment(**unit_links()))
+    except Exception as exc:  # a record or policy this console cannot use: say it, touch nothing
+        print(f"therapy-console: cannot start: {exc}")
+        start_refusal_box(str(exc)).exec()
+        return 1
     try:
         if report.needs_first_admin:
             intro = [f"New database {report.database} (signing key {report.key_id})."]

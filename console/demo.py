@@ -75,6 +75,8 @@ def prepare_demo(
         emtt_resource=emtt_resource,
         device_speed=speed,
         commlog_dir=folder / "commlogs",
+        policy_dir=folder / "policy",
+        rooms_path=folder / "rooms.json",
         create_schema=True,
     )
     passwords = {user_id: _password() for user_id, _, _ in DEMO_USERS}

@@ -75,6 +75,8 @@ class ConsoleConfig:
     device_speed: float = 1.0  # a simulator's speed factor; 1 for real units
     lock_after_s: float = 300.0
     commlog_dir: Path | None = None
+    policy_dir: Path | None = None  # the clinic's installed protocol/screening policy files
+    rooms_path: Path | None = None  # the treatment rooms' unit links (service console)
     create_schema: bool = False
 
     @classmethod
@@ -87,6 +89,8 @@ class ConsoleConfig:
             "workstation": paths.workstation_id(),
             "witness_path": paths.witness_path(),
             "commlog_dir": paths.data_dir() / "commlogs",
+            "policy_dir": paths.data_dir() / "policy",
+            "rooms_path": paths.data_dir() / "rooms.json",
         }
         values.update(overrides)
         return cls(**values)
@@ -142,7 +146,12 @@ class ConsoleServices:
             store.dispose()
             raise
         auth = AuthService(UserDirectory(trail), workstation=config.workstation, **auth_options)
-        return cls(config, store, trail, auth)
+        try:
+            rules = _policy_in_force(config.policy_dir)
+        except Exception:
+            store.dispose()
+            raise
+        return cls(config, store, trail, auth, rules)
 
     def close(self) -> None:
         self.store.dispose()
@@ -354,6 +363,16 @@ class ConsoleServices:
         if user is None or user.user_id != workflow.ctx.therapist_id:
             raise PermissionDenied("only the therapist who began the session may drive its unit")
         return user
+
+
+def _policy_in_force(policy_dir: Path | None) -> ProtocolRules:
+    """The clinic's installed policy over the packaged defaults (``PolicyError`` if a kept file
+    no longer parses: the console never falls back silently to another policy)."""
+    if policy_dir is None:
+        return ProtocolRules()
+    from console.admin.policy import load_active_policy
+
+    return load_active_policy(policy_dir).rules()
 
 
 def _assignment(record: ProgrammeRecord | None) -> ProgrammeAssignment | None:

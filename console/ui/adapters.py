@@ -274,11 +274,17 @@ class ServicesBackend:
 
     @_user_errors
     def role_screen(self, user: UserView) -> QWidget | None:
-        if user.role != "admin":
-            return None
-        from console.ui.admin.console import AdminConsole
+        """The admin's and the service engineer's own consoles (therapists: None)."""
+        config = self.services.config
+        if user.role == "admin":
+            from console.ui.admin.console import AdminConsole
 
-        return AdminConsole(self.services, self._user(user))
+            return AdminConsole(self.services, self._user(user), policy_folder=config.policy_dir)
+        if user.role == "service":
+            from console.ui.service.console import ServiceConsole
+
+            return ServiceConsole(self.services, self._user(user), rooms_path=config.rooms_path)
+        return None
 
     @_user_errors
     def recover(self, user: UserView, session_id: str) -> str:
