@@ -6,14 +6,16 @@
 - The device worker's messages arrive here through a queued signal: live readings go straight
   to the screens (``reading``), and every message is handed to ``workflow.handle`` on the
   session thread.
-- The emergency stop goes to ``workflow.emergency_stop()`` on a fresh thread at once; it never
-  queues behind a running call.
+- The emergency stop goes to ``workflow.emergency_stop()`` at once on the controller's own
+  emergency-stop thread; it never queues behind a running session call. (One long-lived thread,
+  not one per press: the record store keeps a database connection per thread that writes.)
 - A 250 ms timer asks the workflow to check the worker's heartbeat and polls the alarm board.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -104,6 +106,13 @@ class SessionController(QObject):
         self.bridge = MessageBridge(self)
         self.bridge.received.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self._last_alarms: list[Alarm] = []
+        self._estop_requests: queue.SimpleQueue[
+            tuple[SessionWorkflow | None, DeviceWorker | None] | None
+        ] = queue.SimpleQueue()
+        self._estop_thread = threading.Thread(
+            target=self._estop_loop, name="emergency-stop", daemon=True
+        )
+        self._estop_thread.start()
         self._watchdog = QTimer(self)
         self._watchdog.setInterval(WATCHDOG_CHECK_MS)
         self._watchdog.timeout.connect(self._check)
@@ -213,22 +222,22 @@ class SessionController(QObject):
 
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> None:
-        """Send the emergency stop now from a thread of its own (never the session queue)."""
+        """Send the emergency stop now on the emergency-stop thread (never the session queue)."""
         workflow = self.workflow
         connecting = self._connecting_worker
         if workflow is None and connecting is None:
             self.estop_finished.emit(False, "No unit is connected: there is nothing to stop.")
             return
-        threading.Thread(
-            target=self._estop_thread,
-            args=(workflow, connecting),
-            name="emergency-stop",
-            daemon=True,
-        ).start()
+        self._estop_requests.put((workflow, connecting))
 
-    def _estop_thread(
-        self, workflow: SessionWorkflow | None, connecting: DeviceWorker | None
-    ) -> None:
+    def _estop_loop(self) -> None:
+        while True:
+            request = self._estop_requests.get()
+            if request is None:
+                return
+            self._stop_now(*request)
+
+    def _stop_now(self, workflow: SessionWorkflow | None, connecting: DeviceWorker | None) -> None:
         futures: list[Future[int]] = []
         try:
             if connecting is not None:  # a unit is opening but not yet attached to the session
@@ -315,6 +324,7 @@ class SessionController(QObject):
     def shutdown(self) -> None:
         """Close the session's worker (leaves the unit safe) and the session thread."""
         self._watchdog.stop()
+        self._estop_requests.put(None)  # after any press still queued
         workflow, self.workflow = self.workflow, None
         if workflow is not None:
             self.executor.submit(self._closer(workflow), track=False)

@@ -38,9 +38,10 @@ class TopBar(QFrame):
         self.state_label = QLabel("")
         self.state_label.setObjectName("topState")
         self.alarms = AlarmBanner()
-        self.lock_button = button("&Lock", name="lockNow", tooltip="Lock the screen now (Ctrl+L)")
+        # No Alt letters up here: the bar is on every screen, its letters would clash there.
+        self.lock_button = button("Lock", name="lockNow", tooltip="Lock the screen now (Ctrl+L)")
         self.lock_button.setShortcut("Ctrl+L")
-        self.logout_button = button("Sign &out", name="signOut")
+        self.logout_button = button("Sign out", name="signOut")
         self.estop = EmergencyStopButton()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(14, 8, 14, 8)

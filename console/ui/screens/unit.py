@@ -132,7 +132,7 @@ class UnitScreen(Screen):
             tooltip="Arm the unit; it fires only after Start",
         )
         self.start_button = button("4. &Start delivery", role="primary", name="startDelivery")
-        self.clear_fault_button = button("Clear unit &fault", role="caution", name="clearFault")
+        self.clear_fault_button = button("Clear unit fa&ult", role="caution", name="clearFault")
         self.replan_button = button("Change &plan", name="replan")
         self.abort = AbortBox()
         steps = QHBoxLayout()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -181,3 +182,29 @@ def test_a_stuck_worker_and_a_lost_link_raise_alarms_that_are_acknowledged(
     ]
     assert {e.subject_id for e in acknowledged} >= {"worker.silent", "device.link_lost"}
     assert all(e.actor == "thera" for e in acknowledged)
+
+
+@pytest.mark.req("UI-ESTOP-2")
+def test_many_presses_use_one_emergency_stop_thread(
+    window: MainWindow, services: ConsoleServices
+) -> None:
+    """Each press is recorded from the controller's one E-stop thread: the record store keeps a
+    connection per writing thread, so a thread per press would drain its pool (15) and then
+    every write, the emergency stop's own record included, would fail."""
+    flow.login(window, "thera", PASSWORD)
+    flow.to_state(window, SessionState.SCREENING, "KNEE-0001")
+    messages: list[str] = []
+    window.controller.estop_finished.connect(lambda _ok, text: messages.append(text))
+    for _ in range(20):
+        QTest.mouseClick(window.top.estop, Qt.MouseButton.LeftButton)
+    flow.wait_until(lambda: len(messages) == 20, "20 recorded presses")
+    assert all("no unit was connected" in m for m in messages)
+    assert [t.name for t in threading.enumerate()].count("emergency-stop") == 1
+    pressed = [
+        e
+        for e in services.trail.events(limit=100_000)
+        if e.action == "session.emergency_stop_pressed"
+    ]
+    assert len(pressed) == 20
+    flow.answer_screening(window)  # the record still takes writes
+    assert flow.state_of(window) is SessionState.SCREENING
