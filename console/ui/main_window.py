@@ -424,10 +424,11 @@ class MainWindow(QMainWindow):
     def emergency_stop(self) -> None:
         """The button and the key land here; the stop leaves at once on its own thread."""
         self.statusBar().showMessage("EMERGENCY STOP sent …")
-        self.controller.emergency_stop()  # may answer at once ("no unit connected")
         role_stop = getattr(self.role_widget, "emergency_stop", None)
         if role_stop is not None:  # a unit the service console holds stops too
             role_stop()
+        if role_stop is None or self.controller.unit_connected():
+            self.controller.emergency_stop()  # may answer at once ("no unit connected")
 
     def _on_estop_finished(self, confirmed: bool, message: str) -> None:
         self.statusBar().showMessage(message)

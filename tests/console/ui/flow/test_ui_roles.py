@@ -42,3 +42,20 @@ def test_a_wrong_password_is_explained_and_the_therapist_gets_the_patients(
     assert window.role_widget is None
     flow.wait_until(lambda: window.patients_screen.table.rowCount() == 1, "the patient list")
     assert window.patients_screen.table.item(0, 0).text() == "KNEE-0001"
+
+
+@pytest.mark.req("UI-ROLE-1")
+@pytest.mark.req("UI-ESTOP-1")
+def test_the_service_engineer_gets_the_service_console_with_the_emergency_stop(
+    window: MainWindow,
+) -> None:
+    flow.type_into(window.login_screen.username, "svc")
+    flow.type_into(window.login_screen.password, PASSWORD)
+    flow.click(window.login_screen.sign_in)
+    flow.wait_until(lambda: window.role_widget is not None, "the service console")
+    assert window.role_widget.objectName() == "serviceConsole"
+    QTest.mouseClick(window.top.estop, Qt.MouseButton.LeftButton)  # no unit held: it says so
+    notice = window.role_widget.notice
+    flow.wait_until(lambda: bool(notice.lines), "the service console's answer")
+    assert notice.lines == ["no unit is connected: nothing to stop"]
+    assert "no unit" not in window.statusBar().currentMessage().lower()  # one answer, not two
