@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.top)
         layout.addWidget(area, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage("Ready")
+        self.statusBar().showMessage("Ready")  # later: the last emergency stop or failure
 
         app = QApplication.instance()
         assert app is not None, "create the QApplication before the main window"
@@ -401,10 +401,12 @@ class MainWindow(QMainWindow):
         )
 
     def _on_busy(self, busy: bool) -> None:
+        current = self.current_screen()
+        if busy and isinstance(current, Screen):
+            current.clear_notice()  # a new attempt: the last refusal no longer applies
         for screen in self.screens():
             if isinstance(screen, Screen):
                 screen.set_busy(busy)
-        self.statusBar().showMessage("Working …" if busy else "Ready")
 
     def _on_refused(self, title: str, reasons: list[str]) -> None:
         screen = self.current_screen()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -92,3 +94,64 @@ def test_a_whole_session_from_login_to_signature(
     assert point["n"] == 1 and abs(point["x"] - 500) <= 3 and abs(point["y"] - 560) <= 3
     assert record.parameter_override_reason == flow.SHORT_DOSE_REASON
     assert record.signatures[0].meaning == "performed"
+
+
+@pytest.mark.req("UI-E2E-1")
+@pytest.mark.req("UI-LIVE-1")
+def test_an_emtt_session_plots_the_field_and_titrates_while_paused(
+    window: MainWindow, services: ConsoleServices, patient_id: str
+) -> None:
+    flow.login(window, "thera", PASSWORD)
+    flow.open_patient(window, "KNEE-0001")
+    flow.new_session(window, "knee-oa-emtt")
+    flow.answer_screening(window)
+    assert window.planning_screen.editors["field_mt"].caption.text() == "Field intensity (mT)"
+    flow.plan(window, {"pulses": "300", "frequency_hz": "8"})
+    flow.connect(window)
+    assert window.unit_screen.fields["model"].text() == "EMT-100 (EMTT)"
+    flow.confirm_and_arm(window)
+    flow.start(window)
+    delivery = window.delivery_screen
+    assert delivery.intensity_plot.title == "Measured field"
+    flow.wait_until(lambda: window.controller.snapshot.delivered >= 40, "some pulses")
+    flow.click(delivery.pause_button)
+    flow.wait_state(window, SessionState.PAUSED)
+    paused_at = window.controller.snapshot.delivered
+    assert delivery.titrate_value.text() == "40"
+    flow.type_into(delivery.titrate_value, "35")
+    flow.click(delivery.titrate_button)
+    flow.wait_until(lambda: window.controller.snapshot.titrations == 1, "the titration")
+    assert window.controller.snapshot.plan.field_mt == Decimal("35")
+    flow.click(delivery.resume_button)
+    flow.wait_state(window, SessionState.COMPLETED, timeout_s=30)
+    assert delivery.counter.count_label.text() == "300 / 300"
+    assert delivery.intensity_plot.sample_count > 5
+    assert delivery.intensity_plot.latest is not None
+    (record,) = services.sessions.for_patient(patient_id)
+    assert record.delivered == 300
+    (change,) = record.titrations
+    assert change["delivered_before"] >= paused_at
+    assert change["to"]["field_mt"] == "35"
+
+
+@pytest.mark.req("UI-FLOW-1")
+def test_an_abort_needs_a_reason_and_leads_to_the_documentation(
+    window: MainWindow, services: ConsoleServices, patient_id: str
+) -> None:
+    flow.login(window, "thera", PASSWORD)
+    flow.to_state(window, SessionState.CONNECTED, "KNEE-0001")
+    abort = window.unit_screen.abort
+    flow.click(abort.open_button)
+    flow.click(abort.confirm)  # no reason written: refused, with the workflow's words
+    flow.wait_until(lambda: bool(window.unit_screen.notice.lines), "the refusal")
+    assert window.unit_screen.notice.lines == ["an abort needs a reason"]
+    assert flow.state_of(window) is SessionState.CONNECTED
+    flow.type_into(abort.reason, "patient felt unwell before the start")
+    flow.click(abort.confirm)
+    flow.wait_state(window, SessionState.ABORTED)
+    flow.wait_until(
+        lambda: window.current_screen() is window.documentation_screen, "the documentation"
+    )
+    (record,) = services.sessions.for_patient(patient_id)
+    assert record.state == "aborted"
+    assert record.end_reason == "patient felt unwell before the start"
