@@ -125,6 +125,8 @@ class SessionController(QObject):
 
     def attach(self, workflow: SessionWorkflow) -> None:
         """Show and drive ``workflow`` from now on."""
+        if workflow.alarms is not self.alarms:
+            raise ValueError("a session must raise its alarms on the console's one alarm board")
         self.workflow = workflow
         workflow.listeners.append(self._listener)
         self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
@@ -297,28 +299,16 @@ class SessionController(QObject):
         if workflow is not None:
             workflow.check_worker()
         active = self.alarms.active()
-        if workflow is not None and workflow.alarms is not self.alarms:
-            active = sorted(
-                {a.key: a for a in [*active, *workflow.alarms.active()]}.values(),
-                key=lambda a: (-a.priority, a.raised_at),
-            )
         if active != self._last_alarms:
             self._last_alarms = active
             self.alarms_changed.emit(active)
 
     def acknowledge(self, key: str, user_id: str) -> None:
         """Acknowledge an alarm (the board's listener audits it) on the session thread."""
-        boards = [self.alarms]
-        if self.workflow is not None and self.workflow.alarms is not self.alarms:
-            boards.append(self.workflow.alarms)
-
-        def job() -> None:
-            for board in boards:
-                if any(a.key == key for a in board.active()):
-                    board.acknowledge(key, user_id)
-
         self.executor.submit(
-            job, lambda _: self._check(), lambda exc: self.failed.emit("Acknowledge", str(exc), "")
+            lambda: self.alarms.acknowledge(key, user_id),
+            lambda _: self._check(),
+            lambda exc: self.failed.emit("Acknowledge", str(exc), ""),
         )
 
     def shutdown(self) -> None:

@@ -17,28 +17,10 @@ from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 
 from console.session.states import SessionState
 from console.ui.main_window import MainWindow
+from tests.console.session_helpers import CLEAN_ANSWERS  # the answers the session tests use
 
 TIMEOUT_S = 15.0
 
-CLEAN_ANSWERS: dict[str, Any] = {
-    "pregnant": False,
-    "malignancy_in_area": False,
-    "infection_at_site": False,
-    "active_implant": None,
-    "active_implant_in_field": False,
-    "coagulation_disorder": False,
-    "anticoagulants": False,
-    "thrombosis_in_limb": False,
-    "corticosteroid_injection_date": None,
-    "open_growth_plates": False,
-    "metal_implant_in_field": False,
-    "epilepsy": False,
-    "polyneuropathy": False,
-    "tendon_rupture": False,
-    "fever": False,
-    "nsaids": False,
-    "failed_conservative_care_months": 0,
-}
 
 #: A short test dose (below knee-pt-epat's 1,500 pulses) so a simulated session takes seconds;
 #: it needs an override reason, which exercises that path too.
@@ -60,12 +42,30 @@ def pump_events(seconds: float) -> None:
         time.sleep(0.002)
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
-    """Run the event loop until ``condition()``; fail with ``what``."""
+def describe(window: MainWindow) -> str:
+    """What the window shows and the session is doing, for a failure message."""
+    snapshot = window.controller.snapshot
+    session = (snapshot.state, snapshot.end_reason, snapshot.delivered) if snapshot else None
+    screen = window.current_screen()
+    notice = getattr(getattr(screen, "notice", None), "lines", None)
+    return (
+        f"screen {type(screen).__name__} (notice {notice}), session {session}, "
+        f"busy {window.controller.busy}, status bar {window.statusBar().currentMessage()!r}"
+    )
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout_s: float = TIMEOUT_S,
+    window: MainWindow | None = None,
+) -> None:
+    """Run the event loop until ``condition()``; fail with ``what`` (and the window's state)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            where = f"; {describe(window)}" if window is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{where}")
         pump_events(0.005)
 
 
@@ -98,12 +98,7 @@ def wait_state(window: MainWindow, state: SessionState, timeout_s: float = TIMEO
                 raise AssertionError(f"waiting for {state}: {heading}: {notice.lines}")
         return False
 
-    try:
-        wait_until(reached, f"session state {state}", timeout_s)
-    except AssertionError as exc:
-        snapshot = window.controller.snapshot
-        now = (snapshot.state, snapshot.end_reason, snapshot.delivered) if snapshot else None
-        raise AssertionError(f"{exc}; the session is at {now}") from None
+    wait_until(reached, f"session state {state}", timeout_s, window)
 
 
 def login(window: MainWindow, user: str, password: str) -> None:
