@@ -231,6 +231,7 @@ def _interlocks(confirmed: bool) -> tuple[Interlock, ...]:
 
 
 @pytest.mark.req("UI-FLOW-1")
+@pytest.mark.req("UI-THREAD-1")
 def test_connect_confirm_arm_and_start_are_separate_steps(qtbot) -> None:
     screen = UnitScreen()
     qtbot.addWidget(screen)
