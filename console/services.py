@@ -353,6 +353,9 @@ class ConsoleServices:
     def start_worker(self, workflow: SessionWorkflow, outbox: Outbox) -> DeviceWorker:
         """Start the device worker for ``workflow``'s unit; connect it with ``workflow.connect``."""
         self.auth.require(self._user_of(workflow), "deliver")
+        # Refuse before opening anything: a unit serves one host at a time, so a second
+        # connection would cut the session's own link while a stray driver kept heartbeating.
+        workflow.check_can_connect()
         opener = self.unit_opener(workflow.ctx.modality, workflow.ctx.session_id)
         worker = DeviceWorker(opener, outbox, name=f"unit-{workflow.ctx.modality.value}")
         worker.start()

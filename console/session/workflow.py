@@ -338,26 +338,38 @@ class SessionWorkflow:
         return outcome
 
     # ------------------------------------------------------------------ the unit
-    def connect(self, worker: DeviceWorker) -> DeviceIdentity:
-        """Attach a started worker; read identity, envelope, applicator; re-validate the plan."""
+    def check_can_connect(self) -> None:
+        """Refuse (audited) unless the session is planned and holds no unit yet (SES-CONN-1)."""
         with self._lock:
             self._require(Action.CONNECT)
-            self.worker = worker
+            if self.worker is not None:
+                raise self._refuse(Action.CONNECT, ["a unit is already connected"])
+
+    def connect(self, worker: DeviceWorker) -> DeviceIdentity:
+        """Attach a started worker; read identity, envelope, applicator; re-validate the plan.
+
+        A worker this refuses is shut down, so no second driver ever stays attached to a unit.
+        """
+        with self._lock:
             try:
+                self.check_can_connect()
                 identity, envelope, applicator, status = worker.call(
                     lambda d: (d.identify(), d.envelope(), d.applicator(), d.status()),
                     DEVICE_CALL_TIMEOUT_S,
                 )
+                if identity.modality is not self.ctx.modality:
+                    raise self._refuse(
+                        Action.CONNECT,
+                        [
+                            f"the protocol is {self.ctx.modality.upper()}, the unit is "
+                            f"{identity.model}"
+                        ],
+                    )
                 worker.call(lambda d: d.start_status_stream(STATUS_PERIOD_S), DEVICE_CALL_TIMEOUT_S)
-            except DeviceError:
-                self.worker = None
+            except BaseException:
+                worker.shutdown()
                 raise
-            if identity.modality is not self.ctx.modality:
-                self.worker = None
-                raise self._refuse(
-                    Action.CONNECT,
-                    [f"the protocol is {self.ctx.modality.upper()}, the unit is {identity.model}"],
-                )
+            self.worker = worker
             self.identity, self.envelope, self.applicator_before = identity, envelope, applicator
             self.last_status = status
             self._move(
@@ -390,6 +402,8 @@ class SessionWorkflow:
     def revalidate(self, override_reason: str | None = None) -> ValidationOutcome:
         """Validate the current plan against the connected unit, optionally with an override."""
         with self._lock:
+            if self.state is not SessionState.CONNECTED:
+                raise self._refuse(Action.ARM, ["validate against the unit while connected"])
             if self.plan_params is None:
                 raise self._refuse(Action.ARM, ["no parameters planned"])
             outcome = self._validate(self.plan_params, override_reason)

@@ -255,3 +255,25 @@ def test_commlog_of_the_session_is_written(
     workflow.close()
     log = tmp_path / "commlogs" / f"{workflow.ctx.session_id}-epat.jsonl"
     assert log.exists() and log.read_text().count('"dir": "tx"') > 3
+
+
+@pytest.mark.req("SES-CONN-1")
+def test_a_second_connection_is_refused_before_anything_is_opened(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Found by the state machine: a second driver cut the session's link and kept the unit
+    firing with its heartbeats while the session recorded 0 pulses."""
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    with pytest.raises(TransitionRefused):
+        services.start_worker(workflow, pump.put)
+    pump.until(workflow, lambda: workflow.delivered >= 20)
+    assert workflow.state is S.DELIVERING  # the session's own link is intact
+    workflow.stop()
+    recorded = services.sessions.load(workflow.ctx.session_id).delivered
+    assert recorded == workflow.delivered == epat_sim[0].snapshot().delivered
