@@ -144,6 +144,7 @@ class SessionWorkflow:
         self.segment_delivered = 0  # the unit's count for the current load segment
         self.last_status: DeviceStatus | None = None
         self._resume_with_start = False  # after titration the unit waits ARMED, not PAUSED
+        self._estop_pressed = False
         self.end_reason: str | None = None
         self.faults: list[dict[str, Any]] = []
         self.titrations: list[dict[str, Any]] = []
@@ -585,6 +586,7 @@ class SessionWorkflow:
     def emergency_stop(self) -> Future[int] | None:
         """Immediate, latched stop. Sent to the unit before any lock is taken."""
         pressed_ns = time.monotonic_ns()
+        self._estop_pressed = True  # no lock: the unit's own ESTOP report may race us for it
         worker = self.worker
         future = worker.emergency_stop() if worker is not None else None
         self.alarms.raise_alarm(
@@ -710,6 +712,10 @@ class SessionWorkflow:
                 delivered = None
         if delivered is not None and not self._resume_with_start:
             self.segment_delivered = delivered
+        if self._estop_pressed:
+            # The unit's report of our own emergency stop won the lock: record it as what it is.
+            self._fault_end(Action.EMERGENCY_STOP, "emergency stop")
+            return
         self.alarms.raise_alarm(
             "device.fault", AlarmPriority.HIGH, f"Unit fault: {cause}. Delivery stopped."
         )
@@ -721,7 +727,9 @@ class SessionWorkflow:
         self.alarms.raise_alarm(
             "device.link_lost", AlarmPriority.HIGH, f"Link to the unit lost: {reason}"
         )
-        self.worker = None  # the driver is gone; the record keeps the last reported count
+        worker, self.worker = self.worker, None  # the record keeps the last reported count
+        if worker is not None:  # end its thread without waiting here (it closes a dead link)
+            threading.Thread(target=worker.shutdown, name="worker-shutdown", daemon=True).start()
         self._fault_end(Action.FAULT, f"link lost: {reason}")
 
     def check_worker(self, now_ns: int | None = None) -> bool:

@@ -192,6 +192,7 @@ def test_emergency_stop_mid_delivery_latches_and_records_the_units_count(
     pump.until(workflow, lambda: workflow.delivered >= 200)
     workflow.emergency_stop()
     assert workflow.state is S.FAULTED
+    assert workflow.end_reason == "emergency stop"  # even if the unit's report won the lock
     snapshot = epat_sim[0].snapshot()
     assert snapshot.state == 6 and snapshot.faults & 0x01  # FAULT with the ESTOP bit
     assert workflow.delivered == snapshot.delivered
