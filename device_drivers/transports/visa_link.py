@@ -3,6 +3,10 @@
 The resource string and backend are configurable; no discovery is ever done here
 (``list_resources()`` broadcasts on some backends). Every line in either direction goes to the
 optional communication log. VISA errors become the device exception family.
+
+pyvisa keeps one resource manager per backend and process, and closing it closes every session
+opened through it; so a link closes only its own session, never the manager (closing one
+driver — a refused newcomer — must not cut the treating driver's link in the same process).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import socket
 
 import pyvisa
 from pyvisa import constants as visa_constants
-from pyvisa.errors import VisaIOError
+from pyvisa.errors import InvalidSession, VisaIOError
 
 from device_drivers.commlog import CommLog
 from device_drivers.errors import LinkLost, LinkTimeout
@@ -50,7 +54,6 @@ class VisaLink:
                 open_timeout=open_timeout_ms,
             )
         except Exception as exc:  # pyvisa-py raises bare Exception on connect failure
-            self._rm.close()
             raise LinkLost(
                 f"cannot open VISA resource {resource!r}: {exc} "
                 "(check the resource string, e.g. TCPIP0::127.0.0.1::5025::SOCKET, and the unit)"
@@ -72,7 +75,7 @@ class VisaLink:
             self._inst.write(line)
         except VisaIOError as exc:
             raise self._translate(exc, "writing") from exc
-        except OSError as exc:
+        except (OSError, InvalidSession) as exc:
             raise LinkLost(f"VISA resource {self.resource_name!r} lost: {exc}") from exc
 
     def read(self) -> str:
@@ -80,7 +83,7 @@ class VisaLink:
             line = self._inst.read()
         except VisaIOError as exc:
             raise self._translate(exc, "reading") from exc
-        except OSError as exc:
+        except (OSError, InvalidSession) as exc:
             raise LinkLost(f"VISA resource {self.resource_name!r} lost: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise LinkLost(f"VISA resource {self.resource_name!r} sent non-ASCII data") from exc
@@ -93,11 +96,9 @@ class VisaLink:
         return self.read()
 
     def close(self) -> None:
-        # Closing a dead session must never raise from finally blocks.
+        """Close this session only (see the module docstring); never raises."""
         with contextlib.suppress(Exception):
             self._inst.close()
-        with contextlib.suppress(Exception):
-            self._rm.close()
 
     def _translate(self, exc: VisaIOError, doing: str) -> LinkTimeout | LinkLost:
         if exc.error_code in _TIMEOUT_CODES:
