@@ -17,6 +17,7 @@ import socket
 import pyvisa
 from pyvisa import constants as visa_constants
 from pyvisa.errors import InvalidSession, VisaIOError
+from pyvisa.resources import MessageBasedResource
 
 from device_drivers.commlog import CommLog
 from device_drivers.errors import LinkLost, LinkTimeout
@@ -46,7 +47,7 @@ class VisaLink:
                 f"VISA backend {backend!r} is not available: {exc} (use '@py' for pyvisa-py)"
             ) from exc
         try:
-            self._inst = self._rm.open_resource(
+            inst = self._rm.open_resource(
                 resource,
                 read_termination="\n",
                 write_termination="\n",
@@ -58,7 +59,15 @@ class VisaLink:
                 f"cannot open VISA resource {resource!r}: {exc} "
                 "(check the resource string, e.g. TCPIP0::127.0.0.1::5025::SOCKET, and the unit)"
             ) from exc
-        _set_tcp_nodelay(self._inst)
+        if not isinstance(inst, MessageBasedResource):
+            with contextlib.suppress(Exception):
+                inst.close()
+            raise LinkLost(
+                f"VISA resource {resource!r} does not carry text lines; use a SOCKET or "
+                "ASRL…::INSTR resource"
+            )
+        self._inst = inst
+        _set_tcp_nodelay(inst)
 
     @property
     def timeout_ms(self) -> int:
