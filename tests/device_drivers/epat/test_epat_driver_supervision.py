@@ -241,8 +241,11 @@ def test_lost_start_reply_times_out_while_the_unit_fires_and_the_driver_keeps_su
 ) -> None:
     """The defect: a lost START reply left the workflow "armed" while the unit delivered the
     whole dose. The driver's part: START times out, the unit fires (once), the driver that
-    armed it keeps it supervised, and pause and stop work."""
-    unit = make_unit(speed=SPEED)
+    armed it keeps it supervised, and pause and stop work.
+
+    Real time: while START is retried (3 × 80 ms, wall) only its retries feed the watchdog;
+    at speed 5 the watchdog (100 ms wall) would leave no margin on a loaded machine."""
+    unit = make_unit(speed=1)
     log = CommLog()
     driver = unit.driver(commlog=log)
     driver.load_parameters(epat())
@@ -262,7 +265,7 @@ def test_lost_start_reply_times_out_while_the_unit_fires_and_the_driver_keeps_su
     assert len(starts) == 3 and len(set(starts)) == 1  # retried with the same SEQ only
     assert unit.sim.stats().replies_dropped == 3
     assert unit.sim.stats().retries_from_cache == 2  # executed once
-    time.sleep(0.3)  # three watchdog periods without a command: the heartbeats carry it
+    time.sleep(1.5)  # three watchdog periods without a command: the heartbeats carry it
     assert unit.sim.snapshot().state is State.FIRING
     assert sent(log).count(Command.HEARTBEAT) >= 5
     paused = driver.pause()
@@ -274,7 +277,7 @@ def test_lost_start_reply_times_out_while_the_unit_fires_and_the_driver_keeps_su
 
 @pytest.mark.req("EPAT-SIM-4")
 def test_drop_reply_to_loses_exactly_the_replies_to_that_command(make_unit: UnitFactory) -> None:
-    unit = make_unit(speed=SPEED)
+    unit = make_unit(speed=1)  # real time: the raw host's retries alone feed the watchdog
     host = unit.raw()
     host.ack(Command.SET_PARAMS, params(250, 210, 5000))
     host.ack(Command.ARM)
