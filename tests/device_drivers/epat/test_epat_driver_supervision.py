@@ -122,13 +122,7 @@ def test_opening_a_unit_armed_firing_or_paused_is_refused_without_changing_it(
     make_unit: UnitFactory, state: State, reported: UnitState
 ) -> None:
     unit = make_unit(speed=SPEED)
-    host = unit.raw()
-    host.ack(Command.SET_PARAMS, params(250, 210, 5000))
-    host.ack(Command.ARM)
-    if state is not State.ARMED:
-        host.ack(Command.START)
-    if state is State.PAUSED:
-        host.ack(Command.PAUSE)
+    unit.raw().bring_to(state, params(250, 210, 5000))  # a treating host that then went quiet
     events = len(unit.sim.event_records())
     executed = unit.sim.stats().commands_executed
     with pytest.raises(UnitInTreatment, match=f"state {state.name}") as refused:
