@@ -7,11 +7,16 @@ optional communication log. VISA errors become the device exception family.
 pyvisa keeps one resource manager per backend and process, and closing it closes every session
 opened through it; so a link closes only its own session, never the manager (closing one
 driver — a refused newcomer — must not cut the treating driver's link in the same process).
+
+A serial resource (``ASRL…::INSTR`` on pyvisa-py) is locked exclusively once open, with the
+same advisory lock as the EPAT serial link: a second program opening the port is refused with
+one line instead of sharing the line with the treatment's host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 
 import pyvisa
@@ -21,6 +26,7 @@ from pyvisa.resources import MessageBasedResource
 
 from device_drivers.commlog import CommLog
 from device_drivers.errors import LinkLost, LinkTimeout
+from device_drivers.transports.serial_link import port_in_use, port_in_use_error
 
 DEFAULT_BACKEND = "@py"
 _TIMEOUT_CODES = {visa_constants.StatusCode.error_timeout}
@@ -66,6 +72,13 @@ class VisaLink:
                 f"VISA resource {resource!r} does not carry text lines; use a SOCKET or "
                 "ASRL…::INSTR resource"
             )
+        try:
+            _lock_serial_port(inst)
+        except OSError as exc:
+            inst.close()
+            if port_in_use(exc):
+                raise port_in_use_error(resource) from exc
+            raise LinkLost(f"cannot lock VISA resource {resource!r}: {exc}") from exc
         self._inst = inst
         _set_tcp_nodelay(inst)
 
@@ -117,9 +130,21 @@ class VisaLink:
         return LinkLost(f"VISA resource {self.resource_name!r} lost while {doing}: {exc}")
 
 
+def _session_interface(inst: MessageBasedResource) -> object:
+    """What pyvisa-py's session talks through (a socket, a pyserial port), or None."""
+    session = getattr(inst.visalib, "sessions", {}).get(inst.session)
+    return getattr(session, "interface", None)
+
+
+def _lock_serial_port(inst: MessageBasedResource) -> None:
+    """Lock a serial resource's port exclusively (non-blocking; ``OSError`` if held)."""
+    fd = getattr(_session_interface(inst), "fd", None)
+    if isinstance(fd, int):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def _set_tcp_nodelay(inst: pyvisa.resources.MessageBasedResource) -> None:
     """Disable Nagle on raw-socket sessions (pyvisa-py rejects the VISA attribute for SOCKET)."""
-    session = getattr(inst.visalib, "sessions", {}).get(inst.session)
-    sock = getattr(session, "interface", None)
+    sock = _session_interface(inst)
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

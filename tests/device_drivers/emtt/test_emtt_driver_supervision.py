@@ -14,9 +14,9 @@ import pytest
 from device_drivers.commlog import CommLog
 from device_drivers.emtt import constants as c
 from device_drivers.emtt.driver import EmttDriver
-from device_drivers.emtt.server import EmttTcpServer
+from device_drivers.emtt.server import EmttPtyServer, EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
-from device_drivers.errors import LinkTimeout, UnitInTreatment
+from device_drivers.errors import LinkLost, LinkTimeout, UnitInTreatment
 from device_drivers.interface import DeviceStatus, UnitState
 from tests.device_drivers.emtt.conftest import SPEED
 from tests.device_drivers.emtt.emtt_helpers import Inbox, Wire, sent_lines, session_params, wait_for
@@ -277,3 +277,28 @@ def test_a_refused_driver_closing_does_not_cut_the_treating_drivers_link_in_the_
     assert fast_simulator.snapshot().state == "DELIVERING"
     assert first.status().state is UnitState.DELIVERING
     assert first.stop() == fast_simulator.stats().pulses_fired_total > 0
+
+
+# --- serial ports -----------------------------------------------------------------------------
+@pytest.mark.req("EMTT-LINK-3", "EMTT-SIM-3")
+def test_a_second_program_opening_the_serial_port_mid_delivery_is_refused() -> None:
+    simulator = EmttSimulator(speed=SPEED, seed=11)
+    with EmttPtyServer(simulator) as pty:
+        first = EmttDriver(pty.resource, heartbeat_interval_s=0.3 / SPEED)
+        try:
+            first.load_parameters(session_params(freq=str(HZ), pulses=4000))
+            first.arm()
+            first.start()
+            with pytest.raises(LinkLost) as refused:
+                EmttDriver(pty.resource, heartbeat_interval_s=0.3 / SPEED)
+            assert str(refused.value) == (
+                f"serial port {pty.resource!r} is in use by another program (another console "
+                "or a service tool has it open); close that program first"
+            )
+            time.sleep(3 * WATCHDOG_S / SPEED)  # the owner's link and heartbeats are untouched
+            assert simulator.snapshot().state == "DELIVERING"
+            assert first.status().state is UnitState.DELIVERING
+        finally:
+            first.close()
+        with EmttDriver(pty.resource, heartbeat_interval_s=0.3 / SPEED) as again:
+            assert again.status().state is UnitState.IDLE  # free once closed
