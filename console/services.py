@@ -65,6 +65,15 @@ class PatientHasUnfinishedSession(Exception):
         )
 
 
+class NotTheTreatingTherapist(PermissionDenied):
+    """Only the therapist who began a session may drive its unit."""
+
+    def __init__(self, role: str) -> None:
+        Exception.__init__(self, "only the therapist who began the session may drive its unit")
+        self.role = role
+        self.action = "deliver"
+
+
 @dataclass(frozen=True)
 class ConsoleConfig:
     """Where the record and the units are; the demo and the tests fill it explicitly."""
@@ -394,7 +403,7 @@ class ConsoleServices:
     def _user_of(self, workflow: SessionWorkflow) -> SignedInUser:
         user = self.current_user
         if user is None or user.user_id != workflow.ctx.therapist_id:
-            raise PermissionDenied("only the therapist who began the session may drive its unit")
+            raise NotTheTreatingTherapist(user.role if user else "nobody")
         return user
 
 

@@ -150,8 +150,9 @@ def recover_session(
         "unit_faults": list(reading.status.faults),
         "segment_delivered": verdict.count,
     }
-    evidence = {
-        "status": "confirmed" if confirmed else "unconfirmed",
+    count_status = "confirmed" if confirmed else "unconfirmed"
+    evidence: dict[str, Any] = {
+        "status": count_status,
         "closed_segments": closed_list,
         "segment": verdict.evidence,
         "recovery_pending": False,
@@ -179,7 +180,7 @@ def recover_session(
         record.session_id,
         {
             "delivered": delivered,
-            "count_status": evidence["status"],
+            "count_status": count_status,
             "delivered_min": low,
             "delivered_max": high,
             "count_evidence": evidence,
@@ -199,7 +200,7 @@ def recover_session(
         "recover",
         {
             "delivered": delivered,
-            "count_status": evidence["status"],
+            "count_status": count_status,
             "delivered_min": low,
             "delivered_max": high,
             **interruption,
@@ -212,7 +213,7 @@ def recover_session(
         reading.found.value,
         reading.status.state.value,
         reading.action,
-        evidence["status"],
+        count_status,
         low,
         high,
     )

@@ -144,6 +144,14 @@ _STARTED = frozenset({UnitState.DELIVERING, UnitState.COMPLETE})
 _STOPPED = frozenset({UnitState.IDLE})
 
 
+def _count(answered: int | None, followed: DeviceStatus | None) -> int:
+    """The count a command answered, or the unit's when its answer was lost."""
+    if followed is not None:
+        return followed.delivered
+    assert answered is not None
+    return answered
+
+
 def _followed(status: DeviceStatus | None) -> dict[str, Any]:
     """Transition data when the command's answer was lost and the unit's state decided."""
     if status is None:
@@ -683,7 +691,7 @@ class SessionWorkflow:
             count, followed = self._command(
                 lambda d: d.pause(), "pause", frozenset({UnitState.PAUSED})
             )
-            self.segment_delivered = count if followed is None else followed.delivered
+            self.segment_delivered = _count(count, followed)
             self._move(Action.PAUSE, _followed(followed))
             return self.delivered
 
@@ -749,8 +757,7 @@ class SessionWorkflow:
                 raise self._refuse(Action.TITRATE, ["no pulses remain to deliver"])
             outcome = self._validate(new_plan, override_reason if needing else None)
             count, followed = self._command(lambda d: d.stop(), "stop", frozenset({UnitState.IDLE}))
-            segment = count if followed is None else followed.delivered
-            assert segment is not None
+            segment = _count(count, followed)
             self.closed_segments.append(segment)
             self.segment_delivered = 0
             self.arm_snapshot = None
@@ -780,7 +787,7 @@ class SessionWorkflow:
         with self._lock:
             self._require(Action.STOP)
             count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
-            self.segment_delivered = count if followed is None else followed.delivered
+            self.segment_delivered = _count(count, followed)
             self.end_reason = "stopped by the therapist"
             self._finish(Action.STOP, _followed(followed))
             return self.delivered
@@ -806,7 +813,7 @@ class SessionWorkflow:
             count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
         else:  # ARMED, or paused after titration (the unit waits armed)
             count, followed = self._command(lambda d: d.disarm(), "disarm", _STOPPED)
-        self.segment_delivered = count if followed is None else followed.delivered
+        self.segment_delivered = _count(count, followed)
 
     def emergency_stop(self) -> Future[int] | None:
         """Immediate, latched stop. Sent to the unit before any lock is taken."""
@@ -1136,6 +1143,14 @@ class SessionWorkflow:
     ) -> None:
         with self._lock:
             self._require(Action.DOCUMENT)
+            if self.count_status == "unconfirmed" and self.state is SessionState.FAULTED:
+                raise self._refuse(
+                    Action.DOCUMENT,
+                    [
+                        "the delivered count is unconfirmed: recover the session first "
+                        "(the unit is read again and the count established), then document it"
+                    ],
+                )
             problems = []
             for name, value in (("pain before", pain_before), ("pain after", pain_after)):
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:

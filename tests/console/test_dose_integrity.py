@@ -317,8 +317,8 @@ def test_applicator_pulled_mid_session_records_shots_after_unknown_not_zero(
     assert record.applicator_shots_after is None
     evidence = record.count_evidence
     assert evidence is not None and "removed" in evidence["applicator_after_unknown"]
-    assert 12_000 < evidence["applicator_last_reading"] <= 12_000 + record.delivered
     assert record.count_status == "confirmed" and record.delivered == _settled_total(sim)
+    assert 12_000 < evidence["applicator_last_reading"] <= 12_000 + record.delivered
 
 
 def _crash_mid_delivery(pump: Pump, workflow: SessionWorkflow, sim: EpatSimulator) -> int:
@@ -331,6 +331,7 @@ def _crash_mid_delivery(pump: Pump, workflow: SessionWorkflow, sim: EpatSimulato
 
 
 @pytest.mark.req("SES-RECOVER-1")
+@pytest.mark.req("SES-COUNT-3")
 def test_crash_recovery_after_the_unit_was_used_by_another_session_is_unconfirmed_with_bounds(
     pump: Pump,
     services: ConsoleServices,
@@ -367,6 +368,7 @@ def test_crash_recovery_after_the_unit_was_used_by_another_session_is_unconfirme
 
 
 @pytest.mark.req("SES-RECOVER-1")
+@pytest.mark.req("SES-COUNT-3")
 def test_crash_recovery_of_an_unused_unit_records_that_sessions_count(
     pump: Pump,
     services: ConsoleServices,
@@ -411,6 +413,9 @@ def test_new_session_on_a_unit_with_an_unconfirmed_count_is_refused_until_recove
     assert record.delivered_min <= fired <= record.delivered_max
     alarm = {a.key: a for a in services.alarms.active()}["session.count_unconfirmed"]
     assert alarm.priority is AlarmPriority.HIGH
+
+    with pytest.raises(TransitionRefused, match="recover the session first"):
+        workflow.document(pain_before=5, pain_after=4, adverse_events=[], treatment_points=[])
 
     other_patient = _second_patient(services, therapist)
     with pytest.raises(TransitionRefused, match="recover that session first"):
