@@ -6,7 +6,9 @@ ticks, arrive as messages through ``outbox`` (a thread-safe callable: ``queue.Qu
 CLI, a Qt signal emit in the GUI). The emergency stop has its own thread so it never waits
 behind a queued or blocking command. When ``poll_status_after_s`` is set and no status has come
 from the unit for that long, the worker reads one itself and passes it on: a unit that reset
-stops streaming, and its silence must not hide the reset (SES-RESET-1).
+stops streaming, and its silence must not hide the reset (SES-RESET-1). When those reads fail
+too for ``link_silence_s``, the link is reported lost (``LinkDown``): a unit no longer heard
+(garbled or black-holed link) is a lost link, whatever the socket says (SES-COUNT-2).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from device_drivers.errors import DeviceError, LinkLost
-from device_drivers.interface import DeviceMessage, DeviceStatus, TherapyDevice
+from device_drivers.interface import DeviceMessage, DeviceStatus, LinkDown, TherapyDevice
 
 T = TypeVar("T")
 
@@ -72,7 +74,9 @@ class DeviceWorker:
         )
         self.last_alive_ns = time.monotonic_ns()
         self.poll_status_after_s: float | None = None
+        self.link_silence_s: float | None = None
         self._last_status_s = time.monotonic()
+        self._silence_reported = False
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> Future[TherapyDevice]:
@@ -147,8 +151,13 @@ class DeviceWorker:
             return
         try:
             status = driver.status()
-        except DeviceError:
-            return  # a lost link is reported by the driver itself
+        except DeviceError as exc:
+            silent = now - self._last_status_s
+            limit = self.link_silence_s
+            if limit is not None and silent > limit and not self._silence_reported:
+                self._silence_reported = True
+                self._outbox(LinkDown(f"the unit has not been heard for {silent:.1f} s ({exc})"))
+            return
         self._relay(status)
 
     def _serve(self, driver: TherapyDevice) -> None:

@@ -480,3 +480,32 @@ def test_unreachable_unit_fails_fast_with_the_drivers_one_line_error(
     assert time.monotonic() - began < 3.0
     assert str(raised.value) and "\n" not in str(raised.value)
     assert workflow.state is S.PLANNED
+
+
+@pytest.mark.req("SES-COUNT-2")
+def test_garbled_link_mid_delivery_is_a_lost_link_and_the_count_is_unconfirmed_until_recovered(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect: under corrupt/blackhole faults the session stayed "delivering" while it heard
+    nothing, or recorded a stale count as final. A unit no longer heard is a lost link: the
+    console lets go (so the unit's watchdog stops it), cannot reopen it, and records the count
+    unconfirmed with bounds; recovery once the link is good records the unit's count."""
+    sim = epat_sim[0]
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 100)
+    sim.set_corrupt_fraction(1.0)  # every frame from the unit garbled: nothing is heard
+    pump.until(workflow, lambda: workflow.state is S.FAULTED, timeout_s=10.0)
+    fired = _settled_total(sim)  # the unit stopped: nobody keeps it firing
+    sim.set_corrupt_fraction(0.0)
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.count_status == "unconfirmed" and record.delivered is None
+    assert record.delivered_min is not None and record.delivered_max is not None
+    assert record.delivered_min <= fired <= record.delivered_max
+    outcome = services.recover(therapist, workflow.ctx.session_id)
+    assert outcome.count_status == "confirmed" and outcome.delivered == fired
