@@ -152,19 +152,32 @@ def test_link_cut_mid_delivery_reconnects_stops_the_unit_and_records_its_count(
 
 
 @pytest.mark.req("SES-CMD-1")
+@pytest.mark.parametrize(
+    ("modality", "command", "times"), [("epat", "START", 3), ("emtt", "SESS:STAR", 3)]
+)
 def test_lost_start_reply_follows_the_unit_into_delivery_and_stop_works(
+    modality: str,
+    command: str,
+    times: int,
     pump: Pump,
     services: ConsoleServices,
     therapist,
     patient_id: str,
     epat_sim: tuple[EpatSimulator, str],
+    emtt_sim: tuple[EmttSimulator, str],
 ) -> None:
     """Defect: a lost START reply left the workflow "armed" while the unit delivered the whole
-    dose; pause, stop and abort were refused."""
-    sim = epat_sim[0]
-    workflow = connected_session(services, therapist, patient_id, pump)
+    dose; pause, stop and abort were refused. (EPAT: the reply to START and both retries lost,
+    so the host times out; EMTT: the answers confirming SESS:STAR lost.)"""
+    sim = _sim(modality, epat_sim, emtt_sim)
+    if modality == "epat":
+        workflow = connected_session(services, therapist, patient_id, pump)
+    else:
+        workflow = connected_session(
+            services, therapist, patient_id, pump, "knee-tendon-emtt", SHORT_EMTT_PLAN
+        )
     workflow.arm()
-    sim.drop_reply_to("START", times=3)  # the first frame and both retries: the host times out
+    sim.drop_reply_to(command, times=times)
     workflow.start()
     assert workflow.state is S.DELIVERING
     pump.until(workflow, lambda: workflow.delivered >= 50)
@@ -173,12 +186,14 @@ def test_lost_start_reply_follows_the_unit_into_delivery_and_stop_works(
     record = services.sessions.load(workflow.ctx.session_id)
     assert record.state == "stopped" and record.count_status == "confirmed"
     assert record.delivered == fired < 600
-    follow = [
-        e.data
-        for e in services.sessions.events(workflow.ctx.session_id)
-        if e.action == "device.state_after_failure"
-    ]
-    assert follow and follow[0]["command"] == "start" and follow[0]["unit_state"] == "DELIVERING"
+    if modality == "epat":  # the driver timed out: the workflow read the unit and followed it
+        follow = [
+            e.data
+            for e in services.sessions.events(workflow.ctx.session_id)
+            if e.action == "device.state_after_failure"
+        ]
+        assert follow and follow[0]["command"] == "start"
+        assert follow[0]["unit_state"] == "DELIVERING"
 
 
 def _end_programme(services: ConsoleServices, therapist, patient_id: str) -> None:
