@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from device_drivers.errors import DeviceError, LinkLost
 from device_drivers.interface import DeviceMessage, DeviceStatus, LinkDown, TherapyDevice
@@ -45,6 +45,7 @@ WorkerMessage = DeviceMessage | WorkerAlive | WorkerStopped
 Outbox = Callable[[WorkerMessage], None]
 
 _SHUTDOWN = object()
+_Job = tuple[Callable[[TherapyDevice], Any], Future[Any]]
 
 
 class DeviceWorker:
@@ -175,7 +176,7 @@ class DeviceWorker:
                 continue
             if item is _SHUTDOWN:
                 return
-            command, future = item  # type: ignore[misc]
+            command, future = cast(_Job, item)
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -217,6 +218,6 @@ class DeviceWorker:
             except queue.Empty:
                 return
             if item is not _SHUTDOWN:
-                _, future = item  # type: ignore[misc]
+                _, future = cast(_Job, item)
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
