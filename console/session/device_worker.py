@@ -4,7 +4,11 @@ The workflow (and through it the GUI) submits commands as callables on a queue a
 ``Future`` results; the driver's status, events and link losses, and the worker's own "alive"
 ticks, arrive as messages through ``outbox`` (a thread-safe callable: ``queue.Queue.put`` in the
 CLI, a Qt signal emit in the GUI). The emergency stop has its own thread so it never waits
-behind a queued or blocking command.
+behind a queued or blocking command. When ``poll_status_after_s`` is set and no status has come
+from the unit for that long, the worker reads one itself and passes it on: a unit that reset
+stops streaming, and its silence must not hide the reset (SES-RESET-1). When those reads fail
+too for ``link_silence_s``, the link is reported lost (``LinkDown``): a unit no longer heard
+(garbled or black-holed link) is a lost link, whatever the socket says (SES-COUNT-2).
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from device_drivers.errors import DeviceError, LinkLost
-from device_drivers.interface import DeviceMessage, TherapyDevice
+from device_drivers.interface import DeviceMessage, DeviceStatus, LinkDown, TherapyDevice
 
 T = TypeVar("T")
 
@@ -41,6 +45,7 @@ WorkerMessage = DeviceMessage | WorkerAlive | WorkerStopped
 Outbox = Callable[[WorkerMessage], None]
 
 _SHUTDOWN = object()
+_Job = tuple[Callable[[TherapyDevice], Any], Future[Any]]
 
 
 class DeviceWorker:
@@ -69,6 +74,10 @@ class DeviceWorker:
             target=self._run_estop, name=f"{name}-estop", daemon=True
         )
         self.last_alive_ns = time.monotonic_ns()
+        self.poll_status_after_s: float | None = None
+        self.link_silence_s: float | None = None
+        self._last_status_s = time.monotonic()
+        self._silence_reported = False
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> Future[TherapyDevice]:
@@ -122,15 +131,35 @@ class DeviceWorker:
             self._outbox(WorkerStopped())
             return
         self._driver = driver
-        driver.add_listener(self._outbox)
+        driver.add_listener(self._relay)
         self._opened.set_result(driver)
         try:
             self._serve(driver)
         finally:
-            driver.remove_listener(self._outbox)
+            driver.remove_listener(self._relay)
             driver.close()
             self._fail_pending(LinkLost("the device worker has stopped"))
             self._outbox(WorkerStopped())
+
+    def _relay(self, message: DeviceMessage) -> None:
+        if isinstance(message, DeviceStatus):
+            self._last_status_s = time.monotonic()
+        self._outbox(message)
+
+    def _poll_if_silent(self, driver: TherapyDevice, now: float) -> None:
+        after = self.poll_status_after_s
+        if after is None or now - self._last_status_s < after:
+            return
+        try:
+            status = driver.status()
+        except DeviceError as exc:
+            silent = now - self._last_status_s
+            limit = self.link_silence_s
+            if limit is not None and silent > limit and not self._silence_reported:
+                self._silence_reported = True
+                self._outbox(LinkDown(f"the unit has not been heard for {silent:.1f} s ({exc})"))
+            return
+        self._relay(status)
 
     def _serve(self, driver: TherapyDevice) -> None:
         next_alive = 0.0
@@ -139,6 +168,7 @@ class DeviceWorker:
             if now >= next_alive:
                 self.last_alive_ns = time.monotonic_ns()
                 self._outbox(WorkerAlive())
+                self._poll_if_silent(driver, now)
                 next_alive = now + self._alive_period_s
             try:
                 item = self._commands.get(timeout=max(0.0, next_alive - time.monotonic()))
@@ -146,7 +176,7 @@ class DeviceWorker:
                 continue
             if item is _SHUTDOWN:
                 return
-            command, future = item  # type: ignore[misc]
+            command, future = cast(_Job, item)
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -188,6 +218,6 @@ class DeviceWorker:
             except queue.Empty:
                 return
             if item is not _SHUTDOWN:
-                _, future = item  # type: ignore[misc]
+                _, future = cast(_Job, item)
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
