@@ -4,6 +4,11 @@ Subcommands live in their own modules in this package; each module defines
 ``register(subparsers)`` which adds its parser and sets ``handler`` (a callable taking the
 parsed namespace and returning the exit code). Modules are discovered, so adding a command never
 means editing a shared list.
+
+Every error reaches the user as one line on standard error that says what is wrong and what to
+do, with the exit code of its class (``EXIT_CODES``, printed in ``--help``; CLI-ERR-1). An
+exception no command anticipated is still one line (class ``EXIT_INTERNAL``); its traceback goes
+to the log file only.
 """
 
 from __future__ import annotations
@@ -19,6 +24,35 @@ from console import __version__
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNIT_LINK = 4
+EXIT_UNIT = 5
+EXIT_REFUSED = 6
+EXIT_DATABASE = 7
+EXIT_UNIT_BUSY = 8
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+#: code → what it means; the one table ``--help`` and docs/requirements/cli.md show.
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "done",
+    EXIT_FAILURE: "done, but the result is negative (session not completed, self-test failed, "
+    "schema old, trail not verified)",
+    EXIT_USAGE: "the command line or an input file is wrong; nothing was done",
+    EXIT_AUTH: "sign-in failed, or the user's role may not do this",
+    EXIT_UNIT_LINK: "the unit cannot be reached, or does not speak its protocol on that link",
+    EXIT_UNIT: "the unit reported an error or impossible values, or failed during the job",
+    EXIT_REFUSED: "a safety check refused it (screening, parameters, interlocks, unit state); "
+    "nothing was fired",
+    EXIT_DATABASE: "the database is unavailable or locked",
+    EXIT_UNIT_BUSY: "the unit is in a treatment session: use the treating console",
+    EXIT_INTERNAL: "internal error (a defect): the traceback is in the log file",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a unit in delivery was emergency-stopped",
+}
+
+
+def exit_codes_text() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
 
 class CommandError(Exception):
@@ -36,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Clinic console for EPAT (radial shockwave) and EMTT units. Without a subcommand it "
             "opens the console; --demo runs it on built-in simulators and a demo database."
         ),
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"therapy-console {__version__}")
     parser.add_argument(
@@ -79,8 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return start_console(args)
     except CommandError as exc:
-        print(f"therapy-console: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(exc)
     except KeyboardInterrupt:
         print("therapy-console: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # CLI-ERR-1: never a traceback for the user
+        from console.cli._errors import classify
+
+        return _fail(classify(exc))
+
+
+def _fail(exc: CommandError) -> int:
+    text = " ".join(str(exc).split()) or "failed (no message)"
+    print(f"therapy-console: error: {text}", file=sys.stderr)
+    return exc.exit_code
