@@ -141,7 +141,7 @@ def test_first_admin_then_admins_only(
         monkeypatch,
         f"{TH_PW}\n{TH_PW}x\n",
     )
-    assert code == 1 and "a therapist may not" in err
+    assert code == 3 and "a therapist may not" in err
     code, _, err = run(
         [
             "user",
@@ -178,7 +178,7 @@ def test_wrong_password_is_a_one_line_failure(
         monkeypatch,
         "not the password\n",
     )
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""
     assert err.count("\n") == 1 and err.startswith("therapy-console: error: Wrong user name")
 
 
