@@ -25,23 +25,15 @@ from console.cli import (
 _log = logging.getLogger("console.cli")
 
 
-def unit_in_treatment(exc: BaseException) -> bool:
-    """The driver refused to open a unit that is ARMED, FIRING or PAUSED for another host."""
-    from device_drivers import errors
-
-    refused = getattr(errors, "UnitInTreatment", None)  # device_drivers' branch h-drivers
-    return refused is not None and isinstance(exc, refused)
-
-
 def classify(exc: BaseException) -> CommandError:
     from audit.errors import AuditDataError, AuditError, NotFound, StoreError
     from console.auth import AuthError, PasswordRejected
-    from device_drivers.errors import CommandRefused, DeviceError
+    from device_drivers.errors import CommandRefused, DeviceError, UnitInTreatment
 
     code: int
     if isinstance(exc, CommandError):
         return exc
-    if unit_in_treatment(exc):
+    if isinstance(exc, UnitInTreatment):
         code = EXIT_UNIT_BUSY
     elif isinstance(exc, CommandRefused):
         code = EXIT_REFUSED

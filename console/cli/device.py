@@ -29,11 +29,10 @@ from console.cli import (
     CommandError,
     exit_codes_text,
 )
-from console.cli._errors import unit_in_treatment
 from console.cli.db import add_db_argument, open_records, sign_in
 from console.devices import open_device
 from console.jsonable import to_jsonable
-from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected
+from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected, UnitInTreatment
 from device_drivers.interface import (
     DeviceEvent,
     DeviceIdentity,
@@ -166,7 +165,7 @@ def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice
             speed=args.speed,
         )
     except DeviceError as exc:
-        if unit_in_treatment(exc):
+        if isinstance(exc, UnitInTreatment):
             service.audit("device.service_refused", {"reason": str(exc)})
             raise CommandError(f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY) from exc
         service.audit(f"device.{service.job}", {"ok": False, "error": str(exc)[:500]})

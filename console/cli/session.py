@@ -43,7 +43,7 @@ from console.cli import (
     CommandError,
     exit_codes_text,
 )
-from console.cli._errors import internal_error, unit_in_treatment
+from console.cli._errors import internal_error
 from console.jsonable import to_jsonable
 
 _DECIMAL_FIELDS = ("pressure_bar", "field_mt", "frequency_hz")
@@ -390,7 +390,7 @@ def _ended_unperformed(
     """End a session an error interrupted (never left open: CLI-RUN-1); the error to raise."""
     from audit.errors import StoreError
     from console.session.workflow import TransitionRefused
-    from device_drivers.errors import DeviceError
+    from device_drivers.errors import DeviceError, UnitInTreatment
 
     link = args.epat or args.emtt
     if isinstance(exc, KeyboardInterrupt):
@@ -402,7 +402,7 @@ def _ended_unperformed(
         what, code = "refused: " + "; ".join(exc.reasons), EXIT_REFUSED
     elif isinstance(exc, StoreError):
         what, code = f"the database failed during the session: {exc}", EXIT_DATABASE
-    elif unit_in_treatment(exc):
+    elif isinstance(exc, UnitInTreatment):
         what, code = f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY
     elif isinstance(exc, DeviceError | TimeoutError) and phase == "connect":
         what, code = f"cannot reach the unit at {link}: {exc or 'no answer'}", EXIT_UNIT_LINK
