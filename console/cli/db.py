@@ -97,10 +97,13 @@ def open_records(db: str | None) -> Records:
 def read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
     """A password from stdin (one line) or typed at a prompt (twice when ``confirm``)."""
     if from_stdin:
-        line = sys.stdin.readline()
+        line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise CommandError(f"expected a line on standard input for: {prompt}", EXIT_USAGE)
-        return line.rstrip("\r\n")
+            raise CommandError(
+                f"expected a non-empty line on standard input for: {prompt.rstrip(': ')}",
+                EXIT_USAGE,
+            )
+        return line
     try:
         secret = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat it: ") != secret:

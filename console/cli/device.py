@@ -47,13 +47,13 @@ if TYPE_CHECKING:
     from console.auth import SignedInUser
     from console.cli.db import Records
 
-#: the role-table action each job needs (console/roles.py: the service role's)
+#: job → (the role-table action it needs: console/roles.py, the service role's; its audit action)
 _ACTIONS = {
-    "info": "device_diagnostics",
-    "selftest": "device_diagnostics",
-    "events": "device_diagnostics",
-    "watch": "device_diagnostics",
-    "raw": "raw_device_command",
+    "info": ("device_diagnostics", "device.info"),
+    "selftest": ("device_diagnostics", "device.selftest"),
+    "events": ("device_diagnostics", "device.events"),
+    "watch": ("device_diagnostics", "device.watch"),
+    "raw": ("raw_device_command", "device.raw_command"),  # as the service console records it
 }
 
 
@@ -143,7 +143,7 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[TherapyDevice, _Service]
     records = open_records(args.db)
     try:
         from_stdin = not sys.stdin.isatty()
-        user = sign_in(records, args.user, from_stdin, _ACTIONS[args.job])
+        user = sign_in(records, args.user, from_stdin, _ACTIONS[args.job][0])
         try:
             service = _Service(records, user, args.job, args.epat or args.emtt)
             with _unit(args, service) as device:
@@ -168,16 +168,16 @@ def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice
         if isinstance(exc, UnitInTreatment):
             service.audit("device.service_refused", {"reason": str(exc)})
             raise CommandError(f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY) from exc
-        service.audit(f"device.{service.job}", {"ok": False, "error": str(exc)[:500]})
+        service.audit(_ACTIONS[service.job][1], {"ok": False, "error": str(exc)[:500]})
         raise CommandError(f"cannot reach the unit at {link}: {exc}", EXIT_UNIT_LINK) from exc
     try:
         service.identity = device.identify()
         _refuse_in_session(service)
         yield device
-        service.audit(f"device.{service.job}", {"ok": True, **service.outcome})
+        service.audit(_ACTIONS[service.job][1], {"ok": True, **service.outcome})
     except DeviceError as exc:
         failed = {"ok": False, "error": str(exc)[:500], **service.outcome}
-        service.audit(f"device.{service.job}", failed)
+        service.audit(_ACTIONS[service.job][1], failed)
         if isinstance(exc, CommandRefused):
             raise CommandError(str(exc), EXIT_REFUSED) from exc
         if isinstance(exc, DeviceRejected):
