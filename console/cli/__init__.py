@@ -70,8 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
             "Clinic console for EPAT (radial shockwave) and EMTT units. Without a subcommand it "
             "opens the console; --demo runs it on built-in simulators and a demo database."
         ),
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"therapy-console {__version__}")
     parser.add_argument(
@@ -101,7 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    _add_exit_codes(parser)
     return parser
+
+
+def _add_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's ``--help`` ends with the exit-code table (CLI-ERR-1)."""
+    if parser.epilog is None:
+        parser.epilog = exit_codes_text()
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_exit_codes(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

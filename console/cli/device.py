@@ -27,7 +27,6 @@ from console.cli import (
     EXIT_UNIT_LINK,
     EXIT_USAGE,
     CommandError,
-    exit_codes_text,
 )
 from console.cli.db import add_db_argument, open_records, sign_in
 from console.devices import open_device
@@ -62,8 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "device",
         help="service diagnostics for one EPAT or EMTT unit (service users; audited)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
     _job(jobs, "info", "identity, firmware, envelope and applicator wear", _info)
@@ -98,8 +95,6 @@ def _job(
             f"{text[0].upper() + text[1:]}. Signs in a service user first (password on the "
             "first line of standard input); audited; refused for a unit in an open session."
         ),
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--user", required=True, help="the service user's id")
     add_db_argument(parser)

@@ -41,7 +41,6 @@ from console.cli import (
     EXIT_UNIT_LINK,
     EXIT_USAGE,
     CommandError,
-    exit_codes_text,
 )
 from console.cli._errors import internal_error
 from console.jsonable import to_jsonable
@@ -64,8 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "session",
         help="run or recover a treatment session headless (tests, service checks)",
         description=__doc__.split("\n\n")[0],
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
 
@@ -79,8 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "recorded; a refused or failed run leaves no open session (it is ended 'aborted' "
             "with the reason)."
         ),
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(run)
     run.add_argument("--patient", required=True, help="patient id (pt-…) or pseudonym")
@@ -132,8 +127,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Reconnect to the unit of every session a console left unfinished, make sure it is "
             "stopped, read its count and record the session as interrupted."
         ),
-        epilog=exit_codes_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(recover)
     recover.set_defaults(handler=_recover)
