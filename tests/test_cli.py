@@ -28,6 +28,7 @@ def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert isinstance(subparsers, argparse._SubParsersAction)
     for name in subparsers.choices:
         with pytest.raises(SystemExit) as exc:
             main([name, "--help"])

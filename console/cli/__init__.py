@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from console import __version__
 
@@ -55,6 +57,53 @@ def exit_codes_text() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (CLI-ERR-1); subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"therapy-console: error: {message} (see `{self.prog} --help`)\n")
+
+
+def number(
+    minimum: float | None = None, maximum: float | None = None, *, above: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in bounds (``above``: strictly greater)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or (
+            (above is not None and value <= above)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+        ):
+            low = f"above {above:g}" if above is not None else f"at least {minimum:g}"
+            high = f" and at most {maximum:g}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number {low}{high}")
+        return value
+
+    return parse
+
+
+def whole(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` to ``maximum``."""
+
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("-").isdigit() or not minimum <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give a whole number from {minimum:,} to {maximum:,}"
+            )
+        return int(text)
+
+    return parse
+
+
+#: ``--speed`` of a simulated unit: the simulators' clock factor (1 for real units)
+SPEED = number(above=0, maximum=1000)
+
+
 class CommandError(Exception):
     """A user-facing failure: printed as one line on stderr, exit code attached."""
 
@@ -64,7 +113,7 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="therapy-console",
         description=(
             "Clinic console for EPAT (radial shockwave) and EMTT units. Without a subcommand it "
@@ -79,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--demo-speed",
-        type=float,
+        type=number(above=0, maximum=1000),
         default=None,
         metavar="X",
         help="with --demo: run the simulated units X times faster than real time (default 5)",
     )
     parser.add_argument(
         "--exit-after",
-        type=float,
+        type=number(above=0),
         default=None,
         metavar="SECONDS",
         help="close the console after this many seconds (smoke tests and start-up timing)",

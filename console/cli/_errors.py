@@ -28,6 +28,7 @@ _log = logging.getLogger("console.cli")
 def classify(exc: BaseException) -> CommandError:
     from audit.errors import AuditDataError, AuditError, NotFound, StoreError
     from console.auth import AuthError, PasswordRejected
+    from console.session.workflow import TransitionRefused
     from device_drivers.errors import CommandRefused, DeviceError, UnitInTreatment
 
     code: int
@@ -35,7 +36,7 @@ def classify(exc: BaseException) -> CommandError:
         return exc
     if isinstance(exc, UnitInTreatment):
         code = EXIT_UNIT_BUSY
-    elif isinstance(exc, CommandRefused):
+    elif isinstance(exc, CommandRefused | TransitionRefused):
         code = EXIT_REFUSED
     elif isinstance(exc, DeviceError):
         code = EXIT_UNIT

@@ -26,7 +26,10 @@ from console.cli import (
     EXIT_UNIT_BUSY,
     EXIT_UNIT_LINK,
     EXIT_USAGE,
+    SPEED,
     CommandError,
+    number,
+    whole,
 )
 from console.cli.db import add_db_argument, open_records, sign_in
 from console.devices import open_device
@@ -66,12 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _job(jobs, "info", "identity, firmware, envelope and applicator wear", _info)
     _job(jobs, "selftest", "run the unit's self-test (unit must be idle)", _selftest)
     events = _job(jobs, "events", "read the unit's event log", _events)
-    events.add_argument("--from", dest="from_index", type=int, default=0, help="first index")
+    events.add_argument(
+        "--from", dest="from_index", type=whole(0, 65535), default=0, help="first index (0-65535)"
+    )
     watch = _job(jobs, "watch", "show live status until Ctrl-C", _watch)
     watch.add_argument(
-        "--period", type=float, default=0.5, help="seconds between readings (default 0.5)"
+        "--period",
+        type=number(0.01, 3600),
+        default=0.5,
+        help="seconds between readings, 0.01-3600 (default 0.5)",
     )
-    watch.add_argument("--count", type=int, default=0, help="stop after N readings (0 = never)")
+    watch.add_argument(
+        "--count", type=whole(0, 10**9), default=0, help="stop after N readings (0 = never)"
+    )
     raw = _job(
         jobs,
         "raw",
@@ -105,7 +115,7 @@ def _job(
     )
     parser.add_argument("--visa-backend", default="@py", help="pyvisa backend (default @py)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="speed factor of a simulated unit (default 1)"
+        "--speed", type=SPEED, default=1.0, help="speed factor of a simulated unit (default 1)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=handler)
@@ -286,8 +296,6 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    if args.period <= 0:
-        raise CommandError("--period must be greater than 0", EXIT_USAGE)
     lost = threading.Event()
     readings = 0
 

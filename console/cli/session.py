@@ -40,7 +40,9 @@ from console.cli import (
     EXIT_UNIT_BUSY,
     EXIT_UNIT_LINK,
     EXIT_USAGE,
+    SPEED,
     CommandError,
+    whole,
 )
 from console.cli._errors import internal_error
 from console.jsonable import to_jsonable
@@ -106,9 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="written reason for parameters outside the protocol or course (at most 1000 "
         "characters)",
     )
-    run.add_argument("--date", type=date.fromisoformat, help="session date (default today)")
-    run.add_argument("--pain-before", type=int, help="pain NRS 0-10 before treatment")
-    run.add_argument("--pain-after", type=int, help="pain NRS 0-10 after treatment")
+    run.add_argument("--date", type=_date, help="session date, YYYY-MM-DD (default today)")
+    run.add_argument("--pain-before", type=whole(0, 10), help="pain NRS 0-10 before treatment")
+    run.add_argument("--pain-after", type=whole(0, 10), help="pain NRS 0-10 after treatment")
     run.add_argument(
         "--adverse-event",
         action="append",
@@ -132,6 +134,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recover.set_defaults(handler=_recover)
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: give YYYY-MM-DD") from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="database URL or SQLite path (default: the data folder's)")
     parser.add_argument("--user", required=True, help="the therapist's user id")
@@ -140,7 +149,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     unit.add_argument("--emtt", metavar="RESOURCE", help="EMTT unit VISA resource")
     parser.add_argument("--visa-backend", default="@py", help="pyvisa backend (default @py)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="speed factor of a simulated unit (default 1)"
+        "--speed", type=SPEED, default=1.0, help="speed factor of a simulated unit (default 1)"
     )
 
 
@@ -173,6 +182,15 @@ def _checked_inputs(args: argparse.Namespace) -> _Inputs:
     if len(args.adverse_event) > MAX_ADVERSE_EVENTS:
         raise CommandError(
             f"--adverse-event given {len(args.adverse_event)} times; at most {MAX_ADVERSE_EVENTS}",
+            EXIT_USAGE,
+        )
+    from console.session.workflow import ADVERSE_EVENTS
+
+    unknown = sorted(set(args.adverse_event) - ADVERSE_EVENTS)
+    if unknown:
+        raise CommandError(
+            f"--adverse-event {', '.join(unknown)}: not an adverse event the record knows; use "
+            f"{', '.join(sorted(ADVERSE_EVENTS))}",
             EXIT_USAGE,
         )
     return _Inputs(_answers(args.screening), _settings(args.set))
@@ -305,9 +323,11 @@ def _protocol(services: Any, args: argparse.Namespace, inputs: _Inputs) -> Any:
 def _run_session(
     args: argparse.Namespace, services: Any, user: Any, password: str, inputs: _Inputs
 ) -> int:
+    from audit.errors import StoreError
     from console.services import PatientHasUnfinishedSession
     from console.session.recovery import RecoveryFailed
     from console.session.states import UNFINISHED_STATES
+    from console.session.workflow import TransitionRefused
 
     protocol = _protocol(services, args, inputs)
     patient_id = _patient_id(services, user, args.patient)
@@ -333,7 +353,15 @@ def _run_session(
     finally:
         workflow.close()
     _progress(f"ended {workflow.state.value}: {workflow.delivered} of {workflow.target} pulses")
-    return _document(args, services, workflow, password)
+    try:
+        return _document(args, services, workflow, password)
+    except (TransitionRefused, StoreError) as exc:
+        what = "; ".join(exc.reasons) if isinstance(exc, TransitionRefused) else str(exc)
+        raise CommandError(
+            f"the session {workflow.ctx.session_id} is recorded {workflow.state.value} with "
+            f"{workflow.delivered} pulses but not documented ({what}): document it on the console",
+            EXIT_REFUSED if isinstance(exc, TransitionRefused) else EXIT_DATABASE,
+        ) from exc
 
 
 def _deliver_session(

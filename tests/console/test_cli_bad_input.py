@@ -155,7 +155,7 @@ def test_bad_settings_are_one_line_and_create_no_session(
     link: str,
     words: str,
 ) -> None:
-    unit = ["--epat", services.config.epat_url] if link == "epat" else ["--emtt", "X::1"]
+    unit = ["--epat", services.config.epat_url or ""] if link == "epat" else ["--emtt", "X::1"]
     code, out, error = session_run(env, patient_id, screening, unit, *extra)
     assert code == EXIT_USAGE
     assert words in error and out == ""
@@ -382,3 +382,49 @@ def test_database_locked_mid_delivery_stops_the_unit_and_records_the_end_when_re
     [record] = services.sessions.for_patient(patient_id)
     assert record.state == "interrupted"
     assert record.delivered == simulator.snapshot().delivered > 0
+
+
+@pytest.mark.req("CLI-ERR-1", "CLI-IN-1")
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["device", "info", "--epat", "x", "--user", "svc", "--speed", "0"], "above 0"),
+        (["device", "info", "--epat", "x", "--user", "svc", "--speed", "nan"], "above 0"),
+        (["device", "info", "--epat", "x", "--user", "svc", "--speed", "-1"], "above 0"),
+        (["device", "events", "--epat", "x", "--user", "svc", "--from", "-5"], "0 to 65,535"),
+        (["device", "events", "--epat", "x", "--user", "svc", "--from", "1e9"], "0 to 65,535"),
+        (["device", "watch", "--epat", "x", "--user", "svc", "--period", "nan"], "at least 0.01"),
+        (["device", "watch", "--epat", "x", "--user", "svc", "--count", "-1"], "whole number"),
+        (["device", "info", "--epat", "x"], "the following arguments are required: --user"),
+        (["device", "info", "--user", "svc"], "one of the arguments --epat --emtt is required"),
+        (["session", "run", "--pain-before", "11"], "from 0 to 10"),
+        (["session", "run", "--date", "2026-13-45"], "is not a date: give YYYY-MM-DD"),
+        (["simulate", "epat", "--port", "70000"], "0 to 65,535"),
+        (["simulate", "epat", "--delay-ms", "inf"], "at most 60000"),
+        (["--demo", "--demo-speed", "0"], "above 0"),
+        (["no-such-command"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_one_line_with_exit_2_before_anything_opens(
+    env: dict[str, str], argv: list[str], words: str
+) -> None:
+    ran = run_cli(env, *argv, stdin=PASSWORD + "\n")
+    assert ran.code == EXIT_USAGE and ran.out == ""
+    assert ran.err.count("\n") == 1, ran.err  # not argparse's usage block: one line
+    assert words in ran.error_line and "--help" in ran.error_line
+
+
+@pytest.mark.req("CLI-IN-1")
+def test_unknown_adverse_event_is_refused_before_the_session_is_created(
+    env: dict[str, str], patient_id: str, screening: Path, services: ConsoleServices
+) -> None:
+    code, _, error = session_run(
+        env,
+        patient_id,
+        screening,
+        ["--epat", services.config.epat_url or ""],
+        *("--adverse-event", "reddening", "--adverse-event", "dragon bite"),
+    )
+    assert code == EXIT_USAGE
+    assert "--adverse-event dragon bite: not an adverse event" in error and "reddening" in error
+    assert sessions_by_state(services.config.db_url) == {}
