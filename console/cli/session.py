@@ -56,6 +56,8 @@ MAX_ID_CHARS = 128
 MAX_ADVERSE_EVENTS = 20
 MAX_PULSES = 1_000_000
 MAX_SETTING = Decimal(1000)
+#: How long opening the unit may take (the link, and the unit's hello) before it is given up.
+OPEN_TIMEOUT_S = 15.0
 #: How long a session whose record failed waits for the database to record its end (CLI-DB-1).
 STORE_WAIT_S = 300.0
 
@@ -381,8 +383,14 @@ def _deliver_session(
     plan = dataclasses.replace(services.rules.defaults(workflow.ctx), **inputs.changes)
     workflow.plan(plan)
     _progress(f"plan: {_describe(plan)}")
-    phase[0] = "connect"
+    phase[0] = "open"
     worker = services.start_worker(workflow, pump.put)
+    try:  # a no-op on the worker: it runs once the link is open, or fails with the open's error
+        worker.call(lambda _unit: None, OPEN_TIMEOUT_S)
+    except BaseException:
+        worker.shutdown()
+        raise
+    phase[0] = "connect"
     identity = workflow.connect(worker)
     phase[0] = "treat"
     _progress(f"connected: {identity.model} serial {identity.serial}")
@@ -411,7 +419,7 @@ def _ended_unperformed(
     """End a session an error interrupted (never left open: CLI-RUN-1); the error to raise."""
     from audit.errors import StoreError
     from console.session.workflow import TransitionRefused
-    from device_drivers.errors import DeviceError, UnitInTreatment
+    from device_drivers.errors import DeviceError, LinkLost, LinkTimeout, UnitInTreatment
 
     link = args.epat or args.emtt
     if isinstance(exc, KeyboardInterrupt):
@@ -425,11 +433,13 @@ def _ended_unperformed(
         what, code = f"the database failed during the session: {exc}", EXIT_DATABASE
     elif isinstance(exc, UnitInTreatment):
         what, code = f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY
-    elif isinstance(exc, DeviceError | TimeoutError) and phase == "connect":
+    elif isinstance(exc, DeviceError | TimeoutError) and (
+        phase == "open" or (phase == "connect" and isinstance(exc, LinkLost | LinkTimeout))
+    ):
         what, code = f"cannot reach the unit at {link}: {exc or 'no answer'}", EXIT_UNIT_LINK
-    elif isinstance(exc, ValueError) and phase == "connect":
+    elif isinstance(exc, DeviceError | ValueError) and phase == "connect":
         what = (
-            f"the unit at {link} reports limits the console cannot use ({exc}): have the unit "
+            f"the unit at {link} reports values the console cannot use ({exc}): have the unit "
             "checked by service"
         )
         code = EXIT_UNIT

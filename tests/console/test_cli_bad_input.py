@@ -27,6 +27,8 @@ from console.cli import (
     EXIT_USAGE,
 )
 from console.services import ConsoleServices
+from device_drivers.emtt.server import EmttTcpServer
+from device_drivers.emtt.simulator import EmttSimulator
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import EpatSimulator
 from tests.console.cli_helpers import (
@@ -108,6 +110,35 @@ def test_garbled_unit_is_named_in_one_line_and_leaves_no_open_session(
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
 
 
+class NonsenseEmtt(EmttSimulator):
+    """An EMTT unit whose limit queries answer an impossible envelope (field 80.0–5.0 mT)."""
+
+    def handle_line(self, line: str) -> str | None:
+        reply = super().handle_line(line)
+        if "FIEL? MIN" in line and reply is not None:
+            return "80.0;5.0;20.0;1.0;5000;1"
+        return reply
+
+
+@pytest.mark.req("CLI-ERR-1", "CLI-RUN-1")
+def test_emtt_unit_with_a_nonsense_envelope_is_refused_in_one_line(
+    env: dict[str, str], patient_id: str, screening: Path, services: ConsoleServices
+) -> None:
+    simulator = NonsenseEmtt(speed=SPEED)
+    with EmttTcpServer(simulator).start() as server:
+        ran = run_cli(
+            env,
+            *("session", "run", "--user", "thera", "--patient", patient_id),
+            *("--protocol", "knee-oa-emtt", "--screening", str(screening)),
+            *("--emtt", server.resource, "--speed", str(SPEED)),
+            stdin=PASSWORD + "\n",
+        )
+    assert ran.code == EXIT_UNIT
+    assert "reports values the console cannot use" in ran.error_line
+    assert "impossible field range" in ran.error_line
+    assert sessions_by_state(services.config.db_url) == {"aborted": 1}
+
+
 @pytest.mark.req("CLI-ERR-1", "CLI-RUN-1")
 def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     env: dict[str, str],
@@ -119,7 +150,7 @@ def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     simulator, url = nonsense_unit
     code, _, error = session_run(env, patient_id, screening, ["--epat", url])
     assert code == EXIT_UNIT
-    assert "reports limits the console cannot use" in error and "minimum" in error
+    assert "reports values the console cannot use" in error and "minimum" in error
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
     assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == 0  # IDLE
 
