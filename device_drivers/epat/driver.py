@@ -13,8 +13,9 @@ Threads: a reader (routes replies by SEQ and STATUS/EVENT frames by CMD, see
 so a slow listener never delays a reply. The unit's state is tracked on the reader thread in
 wire order (EVENT frames precede the ACK that caused them).
 
-Supervision (requirements EPAT-HOST-1, EPAT-HB-1, EPAT-CLOSE-1): a unit serves one host at a
-time, and a unit kept alive by a host that did not arm it fires unsupervised. So:
+Supervision (EPAT-HOST-1/2, EPAT-HB-1/2, EPAT-CLOSE-1/2 in docs/requirements/epat.md): a unit
+serves one host at a time, and a unit kept alive by a host that did not arm it fires
+unsupervised. So:
 
 - opening reads the state with GET_STATUS (never HEARTBEAT) and refuses a unit that is ARMED,
   FIRING or PAUSED with ``UnitInTreatment``, then closes the link. Its HELLO and GET_STATUS

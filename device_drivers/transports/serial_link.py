@@ -132,13 +132,22 @@ class SerialLink:
             self._port.close()
 
 
+def port_in_use(exc: Exception) -> bool:
+    """True if opening failed because another program holds the port's exclusive lock."""
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+def port_in_use_error(port: str) -> LinkLost:
+    return LinkLost(
+        f"serial port {port!r} is in use by another program (another console or a service "
+        "tool has it open); close that program first"
+    )
+
+
 def _open_error(url: str, exc: Exception, *, locked: bool) -> LinkLost:
     """One line saying why ``url`` did not open; a port another program holds is named as such."""
-    if locked and getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK):
-        return LinkLost(
-            f"serial port {url!r} is in use by another program (another console or a service "
-            "tool has it open); close that program first"
-        )
+    if locked and port_in_use(exc):
+        return port_in_use_error(url)
     return LinkLost(
         f"cannot open serial link {url!r}: {exc} "
         "(check the port name or URL, the cable and that no other program holds the port)"
