@@ -428,7 +428,10 @@ def _ended_unperformed(
     elif isinstance(exc, CommandError):
         what, code = str(exc), exc.exit_code
     elif isinstance(exc, TransitionRefused):
-        what, code = "refused: " + "; ".join(exc.reasons), EXIT_REFUSED
+        # Refused while opening the unit: it is in another console's treatment (or blocked
+        # by a session whose count is not yet established).
+        busy = phase == "open"
+        what, code = "refused: " + "; ".join(exc.reasons), EXIT_UNIT_BUSY if busy else EXIT_REFUSED
     elif isinstance(exc, StoreError):
         what, code = f"the database failed during the session: {exc}", EXIT_DATABASE
     elif isinstance(exc, UnitInTreatment):

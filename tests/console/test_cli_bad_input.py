@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,17 @@ from console.cli import (
     EXIT_DATABASE,
     EXIT_REFUSED,
     EXIT_UNIT,
+    EXIT_UNIT_BUSY,
     EXIT_UNIT_LINK,
     EXIT_USAGE,
 )
+from console.devices import open_device
 from console.services import ConsoleServices
 from device_drivers.emtt.server import EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import EpatSimulator
+from device_drivers.interface import DeviceParameters
 from tests.console.cli_helpers import (
     cli_environment,
     closed_port,
@@ -153,6 +157,27 @@ def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     assert "reports values the console cannot use" in error and "minimum" in error
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
     assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == 0  # IDLE
+
+
+@pytest.mark.req("CLI-RUN-1")
+def test_session_run_on_a_unit_armed_by_another_host_is_refused_and_left_to_it(
+    env: dict[str, str],
+    patient_id: str,
+    screening: Path,
+    services: ConsoleServices,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    simulator, url = epat_sim
+    with open_device(epat_url=url, speed=SPEED) as other_host:
+        other_host.load_parameters(
+            DeviceParameters(frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50"))
+        )
+        other_host.arm()
+        code, out, error = session_run(env, patient_id, screening, ["--epat", url])
+    assert code == EXIT_UNIT_BUSY and out == ""
+    assert "another console's treatment" in error
+    assert sessions_by_state(services.config.db_url) == {"aborted": 1}
+    assert simulator.snapshot().delivered == 0
 
 
 # --------------------------------------------------------------------------- the command line
