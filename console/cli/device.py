@@ -145,6 +145,8 @@ class _Service:
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[tuple[TherapyDevice, _Service]]:
     """Sign in, open the unit, refuse it if it is in a session; audit the command."""
+    from audit.errors import AuditError
+
     records = open_records(args.db)
     try:
         from_stdin = not sys.stdin.isatty()
@@ -154,7 +156,10 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[TherapyDevice, _Service]
             with _unit(args, service) as device:
                 yield device, service
         finally:
-            records.auth.logout(user)
+            try:
+                records.auth.logout(user)
+            except AuditError as exc:  # never hides the command's own outcome
+                print(f"could not record the sign-out: {exc}", file=sys.stderr)
     finally:
         records.close()
 
