@@ -4,8 +4,8 @@ For tests and service checks: the same ``SessionWorkflow`` the GUI drives, on a 
 its link (a simulator in practice). The user's password is read from the first line of standard
 input: it signs the user in and, when the session is documented (``--pain-before`` and
 ``--pain-after``), signs the record. Progress goes to standard error, the final record as JSON
-to standard output. Running the command with the parameters it prints is the therapist's
-confirmation of them.
+to standard output (also when the run was refused or failed after the session was created).
+Running the command with the parameters it prints is the therapist's confirmation of them.
 
 Before a new session, any session of the patient that a console left unfinished is recovered:
 the unit is reconnected, made safe, its count read and the session recorded as interrupted.
@@ -453,8 +453,7 @@ def _ended_unperformed(
         what, code = str(internal), internal.exit_code
     urgent = isinstance(exc, KeyboardInterrupt | DeviceError | TimeoutError)
     ended = _end_session(services, user, workflow, what, isinstance(exc, StoreError), urgent)
-    if isinstance(exc, TransitionRefused):
-        print(json.dumps(to_jsonable(services.sessions.load(workflow.ctx.session_id))))
+    _print_record(services, workflow.ctx.session_id)
     if isinstance(exc, KeyboardInterrupt):
         return exc
     return CommandError(f"{what}; {ended}", code)
@@ -532,6 +531,16 @@ def _end_after_store_failure(services: Any, user: Any, workflow: Any, reason: st
             time.sleep(1.0)
 
 
+def _print_record(services: Any, session_id: str) -> None:
+    """The session's record as JSON on standard output (unless the database cannot say)."""
+    from audit.errors import AuditError
+
+    try:
+        print(json.dumps(to_jsonable(services.sessions.load(session_id))))
+    except AuditError as exc:
+        _progress(f"cannot read the record of session {session_id}: {exc}")
+
+
 def _document(args: argparse.Namespace, services: Any, workflow: Any, password: str) -> int:
     from console.session.states import ENDED_STATES
 
@@ -551,7 +560,7 @@ def _document(args: argparse.Namespace, services: Any, workflow: Any, password: 
         _progress("documented and signed")
     else:
         _progress("not documented: give --pain-before and --pain-after to document and sign")
-    print(json.dumps(to_jsonable(services.sessions.load(workflow.ctx.session_id))))
+    _print_record(services, workflow.ctx.session_id)
     return (
         EXIT_OK if workflow.state.value in ("completed", "documented", "signed") else EXIT_FAILURE
     )
