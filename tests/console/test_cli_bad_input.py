@@ -32,6 +32,7 @@ from console.devices import open_device
 from console.services import ConsoleServices
 from device_drivers.emtt.server import EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
+from device_drivers.epat.constants import State
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import EpatSimulator
 from device_drivers.interface import DeviceParameters
@@ -156,26 +157,25 @@ def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     assert code == EXIT_UNIT
     assert "reports values the console cannot use" in error and "minimum" in error
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
-    assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == 0  # IDLE
+    assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == State.IDLE
 
 
 @pytest.mark.req("CLI-RUN-1")
 def test_session_run_on_a_unit_armed_by_another_host_is_refused_and_left_to_it(
-    env: dict[str, str],
-    patient_id: str,
-    screening: Path,
-    services: ConsoleServices,
-    epat_sim: tuple[EpatSimulator, str],
+    env: dict[str, str], patient_id: str, screening: Path, services: ConsoleServices
 ) -> None:
-    simulator, url = epat_sim
-    with open_device(epat_url=url, speed=SPEED) as other_host:
-        other_host.load_parameters(
+    # Real time: the other host's heartbeats must keep its unit armed (a 500 ms watchdog)
+    # while the console process starts on a loaded machine.
+    simulator = EpatSimulator(speed=1.0, applicator="D20-S")
+    with EpatTcpServer(simulator).start() as server, open_device(epat_url=server.url) as other:
+        other.load_parameters(
             DeviceParameters(frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50"))
         )
-        other_host.arm()
-        code, out, error = session_run(env, patient_id, screening, ["--epat", url])
-    assert code == EXIT_UNIT_BUSY and json.loads(out)["state"] == "aborted"
-    assert "another console's treatment" in error
+        other.arm()
+        code, out, error = session_run(env, patient_id, screening, ["--epat", server.url])
+        assert code == EXIT_UNIT_BUSY, error
+        assert "another console's treatment" in error
+    assert json.loads(out)["state"] == "aborted"
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
     assert simulator.snapshot().delivered == 0
 
@@ -420,7 +420,7 @@ def test_database_locked_mid_delivery_stops_the_unit_and_records_the_end_when_re
             if "waiting up to" in line:
                 break
             assert time.monotonic() < deadline, "".join(lines)
-        assert simulator.snapshot().state in (0, 6)  # IDLE or FAULT: it cannot fire
+        assert simulator.snapshot().state in (State.IDLE, State.FAULT)  # it cannot fire
         fired = simulator.snapshot().delivered
         time.sleep(1.0)
         assert simulator.snapshot().delivered == fired  # nothing more while the store is away

@@ -6,11 +6,13 @@ so each test runs on a real SQLite installation with an admin, a service user an
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from console.services import ConsoleConfig, ConsoleServices
 from device_drivers import simcontrol
 from device_drivers.emtt.server import EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
+from device_drivers.epat.constants import State
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import REFERENCE_SERIAL, EpatSimulator
 from device_drivers.interface import UnitState
@@ -338,21 +341,29 @@ def test_service_command_on_an_armed_unit_is_refused_without_keeping_it_armed(
     therapist: object,
     patient_id: str,
     pump: Pump,
-    epat_sim: tuple[EpatSimulator, str],
     tmp_path: Path,
 ) -> None:
-    simulator, url = epat_sim
-    workflow = connected_session(services, therapist, patient_id, pump)
-    workflow.arm()
-    heartbeats = simulator.stats().heartbeats_received
-    ran = run_cli(
-        cli_environment(services, tmp_path),
-        *("device", "info", "--user", "svc", "--epat", url, "--speed", "5"),
-        stdin=PASSWORD + "\n",
-    )
-    assert ran.code == EXIT_UNIT_BUSY and ran.out == ""
-    assert "another console's treatment" in ran.error_line
-    assert simulator.snapshot().delivered == 0
+    # Real time: the treating console's heartbeats keep the unit armed (a 500 ms watchdog)
+    # while the service command's process starts on a loaded machine.
+    simulator = EpatSimulator(speed=1.0, applicator="D20-S")
+    with EpatTcpServer(simulator).start() as server:
+        services.config = dataclasses.replace(
+            services.config, epat_url=server.url, device_speed=1.0
+        )
+        workflow = connected_session(services, therapist, patient_id, pump)
+        workflow.arm()
+        ran = run_cli(
+            cli_environment(services, tmp_path),
+            *("device", "info", "--user", "svc", "--epat", server.url),
+            stdin=PASSWORD + "\n",
+        )
+        assert ran.code == EXIT_UNIT_BUSY and ran.out == ""
+        assert "another console's treatment" in ran.error_line
+        # Nothing from the refused command keeps the unit armed: its watchdog ends it.
+        deadline = time.monotonic() + 5
+        while simulator.snapshot().state == State.ARMED:
+            assert time.monotonic() < deadline, "the unit stayed armed after the refusal"
+            time.sleep(0.05)
+        assert simulator.snapshot().delivered == 0
     refused = [e for e in services.trail.events() if e.action == "device.service_refused"]
     assert [e.actor for e in refused] == ["svc"]
-    assert simulator.stats().heartbeats_received >= heartbeats
