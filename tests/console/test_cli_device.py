@@ -154,31 +154,35 @@ def test_selftest_events_and_watch(
 
 @pytest.mark.req("CLI-DEV-2")
 def test_raw_command_decodes_the_reply_and_is_refused_while_armed(
-    epat: tuple[EpatSimulator, str],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    simulator, url = epat
-    code, out, _ = run(["device", "raw", "--epat", url, "GET_STATUS"], capsys, monkeypatch)
-    assert code == 0 and "ACK" in out and "IDLE" in out
     from decimal import Decimal
 
     from console.devices import open_device
     from device_drivers.interface import DeviceParameters
 
-    with open_device(epat_url=url, speed=SPEED) as driver:
-        driver.load_parameters(
-            DeviceParameters(frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50"))
-        )
-        driver.arm()
-        assert driver.status().state is UnitState.ARMED
-        # The unit is in this driver's treatment: the service command is refused on opening,
-        # sends nothing and keeps nothing alive (CLI-DEV-4, the drivers' UnitInTreatment).
-        code, out, err = run(["device", "raw", "--epat", url, "START"], capsys, monkeypatch)
-    assert code == EXIT_UNIT_BUSY and out == ""
-    assert len(err.strip().splitlines()) == 1
-    assert "another console's treatment" in err and "state ARMED" in err
-    assert simulator.snapshot().delivered == 0
+    # Real time: this driver's heartbeats keep the unit armed (a 500 ms watchdog) while the
+    # command signs in on a loaded machine.
+    simulator = EpatSimulator(speed=1.0)
+    with EpatTcpServer(simulator).start() as server:
+        url = server.url
+        code, out, _ = run(["device", "raw", "--epat", url, "GET_STATUS"], capsys, monkeypatch)
+        assert code == 0 and "ACK" in out and "IDLE" in out
+        with open_device(epat_url=url) as driver:
+            driver.load_parameters(
+                DeviceParameters(
+                    frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50")
+                )
+            )
+            driver.arm()
+            assert driver.status().state is UnitState.ARMED
+            # The unit is in this driver's treatment: the service command is refused on
+            # opening, sends nothing and keeps nothing alive (CLI-DEV-4, UnitInTreatment).
+            code, out, err = run(["device", "raw", "--epat", url, "START"], capsys, monkeypatch)
+        assert code == EXIT_UNIT_BUSY and out == ""
+        assert len(err.strip().splitlines()) == 1
+        assert "another console's treatment" in err and "state ARMED" in err
+        assert simulator.snapshot().delivered == 0
 
 
 @pytest.mark.req("CLI-DEV-3")
