@@ -12,8 +12,6 @@ def start_console(args: argparse.Namespace) -> int:
         from console.demo import DEFAULT_DEMO_SPEED, run_demo
 
         speed = args.demo_speed if args.demo_speed is not None else DEFAULT_DEMO_SPEED
-        if not speed > 0:
-            raise CommandError("--demo-speed must be greater than 0", 2)
         return run_demo(speed, exit_after_s=args.exit_after)
     if args.demo_speed is not None:
         raise CommandError("--demo-speed goes with --demo", 2)

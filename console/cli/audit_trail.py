@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from console.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from console.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError, whole
 from console.cli.db import Records, add_db_argument, add_sign_in_arguments, open_records, sign_in
 
 
@@ -200,7 +200,7 @@ def register(subparsers: Any) -> None:
         "--file", type=Path, metavar="JSONL", help="verify this export file, not the database"
     )
     verify.add_argument(
-        "--workers", type=int, default=None, help="processes to use (default: automatic)"
+        "--workers", type=whole(1, 256), default=None, help="processes to use (default: automatic)"
     )
     add_sign_in_arguments(verify, required=False)
     verify.set_defaults(handler=_verify)

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from console.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from console.cli import EXIT_AUTH, EXIT_DATABASE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
     from audit.store import RecordStore
@@ -81,7 +81,7 @@ def open_records(db: str | None) -> Records:
     try:
         store = open_store(url)
     except AuditError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from exc
+        raise CommandError(str(exc), EXIT_DATABASE) from exc
     try:
         signer, created = load_or_create_signer(paths.signing_key_path())
         workstation = paths.workstation_id()
@@ -97,10 +97,13 @@ def open_records(db: str | None) -> Records:
 def read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
     """A password from stdin (one line) or typed at a prompt (twice when ``confirm``)."""
     if from_stdin:
-        line = sys.stdin.readline()
+        line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise CommandError(f"expected a line on standard input for: {prompt}", EXIT_USAGE)
-        return line.rstrip("\r\n")
+            raise CommandError(
+                f"expected a non-empty line on standard input for: {prompt.rstrip(': ')}",
+                EXIT_USAGE,
+            )
+        return line
     try:
         secret = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat it: ") != secret:
@@ -121,7 +124,7 @@ def sign_in(records: Records, user_id: str, from_stdin: bool, action: str) -> Si
         user = records.auth.login(user_id, password)
         records.auth.require(user, action)
     except AuthError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from exc
+        raise CommandError(str(exc), EXIT_AUTH) from exc
     return user
 
 
@@ -136,7 +139,7 @@ def _upgrade(args: argparse.Namespace) -> int:
         revision = upgrade(url)
         shown = describe(normalise_url(url))
     except AuditError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from exc
+        raise CommandError(str(exc), EXIT_DATABASE) from exc
     print(f"{shown}: schema {revision} (latest {head_revision()})")
     return EXIT_OK
 
@@ -150,7 +153,7 @@ def _current(args: argparse.Namespace) -> int:
     try:
         store = open_store(paths.resolve_db_url(args.db), check_schema=False)
     except AuditError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from exc
+        raise CommandError(str(exc), EXIT_DATABASE) from exc
     try:
         current = current_revision(store)
     finally:

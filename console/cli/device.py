@@ -1,23 +1,43 @@
 """``therapy-console device …``: the service engineer's command line for one unit.
 
-Every subcommand names its unit by link (``--epat URL`` or ``--emtt RESOURCE``), opens it,
-does one job and closes it again, which leaves the unit stopped and disarmed.
+Every subcommand signs a service user in first (``--user``, password as the first line of
+standard input, or a prompt at a terminal), then names its unit by link (``--epat URL`` or
+``--emtt RESOURCE``), opens it, does one job and closes it again, which leaves the unit stopped
+and disarmed. Each command is audited (``device.<job>`` with the user, the unit and the
+outcome). A unit the record shows in an open session (connected, armed, delivering, paused) is
+refused, as is one the driver finds in another console's treatment (CLI-DEV-4): a service
+command must never take a unit from its treating console.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from console.cli import CommandError
+from console.cli import (
+    EXIT_REFUSED,
+    EXIT_UNIT,
+    EXIT_UNIT_BUSY,
+    EXIT_UNIT_LINK,
+    EXIT_USAGE,
+    SPEED,
+    CommandError,
+    number,
+    whole,
+)
+from console.cli.db import add_db_argument, open_records, sign_in
 from console.devices import open_device
 from console.jsonable import to_jsonable
-from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected
+from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected, UnitInTreatment
 from device_drivers.interface import (
     DeviceEvent,
+    DeviceIdentity,
     DeviceMessage,
     DeviceStatus,
     LinkDown,
@@ -25,23 +45,43 @@ from device_drivers.interface import (
     ValueRange,
 )
 
+if TYPE_CHECKING:
+    from console.auth import SignedInUser
+    from console.cli.db import Records
+
+#: job → (the role-table action it needs: console/roles.py, the service role's; its audit action)
+_ACTIONS = {
+    "info": ("device_diagnostics", "device.info"),
+    "selftest": ("device_diagnostics", "device.selftest"),
+    "events": ("device_diagnostics", "device.events"),
+    "watch": ("device_diagnostics", "device.watch"),
+    "raw": ("raw_device_command", "device.raw_command"),  # as the service console records it
+}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "device",
-        help="service diagnostics for one EPAT or EMTT unit",
-        description="Service diagnostics for one unit, named by --epat URL or --emtt RESOURCE.",
+        help="service diagnostics for one EPAT or EMTT unit (service users; audited)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
     _job(jobs, "info", "identity, firmware, envelope and applicator wear", _info)
     _job(jobs, "selftest", "run the unit's self-test (unit must be idle)", _selftest)
     events = _job(jobs, "events", "read the unit's event log", _events)
-    events.add_argument("--from", dest="from_index", type=int, default=0, help="first index")
+    events.add_argument(
+        "--from", dest="from_index", type=whole(0, 65535), default=0, help="first index (0-65535)"
+    )
     watch = _job(jobs, "watch", "show live status until Ctrl-C", _watch)
     watch.add_argument(
-        "--period", type=float, default=0.5, help="seconds between readings (default 0.5)"
+        "--period",
+        type=number(0.01, 3600),
+        default=0.5,
+        help="seconds between readings, 0.01-3600 (default 0.5)",
     )
-    watch.add_argument("--count", type=int, default=0, help="stop after N readings (0 = never)")
+    watch.add_argument(
+        "--count", type=whole(0, 10**9), default=0, help="stop after N readings (0 = never)"
+    )
     raw = _job(
         jobs,
         "raw",
@@ -58,7 +98,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _job(
     jobs: argparse._SubParsersAction, name: str, text: str, handler: Callable[..., int]
 ) -> argparse.ArgumentParser:
-    parser = jobs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    parser = jobs.add_parser(
+        name,
+        help=text,
+        description=(
+            f"{text[0].upper() + text[1:]}. Signs in a service user first (password on the "
+            "first line of standard input); audited; refused for a unit in an open session."
+        ),
+    )
+    parser.add_argument("--user", required=True, help="the service user's id")
+    add_db_argument(parser)
     unit = parser.add_mutually_exclusive_group(required=True)
     unit.add_argument("--epat", metavar="URL", help="EPAT link: device path, pty or socket://")
     unit.add_argument(
@@ -66,16 +115,58 @@ def _job(
     )
     parser.add_argument("--visa-backend", default="@py", help="pyvisa backend (default @py)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="speed factor of a simulated unit (default 1)"
+        "--speed", type=SPEED, default=1.0, help="speed factor of a simulated unit (default 1)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=handler)
     return parser
 
 
+@dataclass
+class _Service:
+    """One audited service command: who, on which unit, and what came of it."""
+
+    records: Records
+    user: SignedInUser
+    job: str
+    link: str
+    identity: DeviceIdentity | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def audit(self, action: str, data: dict[str, Any]) -> None:
+        from audit.events import Subject
+
+        subject = Subject("device", self.identity.serial if self.identity else self.link[:128])
+        self.records.trail.append(
+            self.user.actor, action, subject, {"job": self.job, "link": self.link, **data}
+        )
+
+
 @contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[TherapyDevice]:
-    link = args.epat or args.emtt
+def _opened(args: argparse.Namespace) -> Iterator[tuple[TherapyDevice, _Service]]:
+    """Sign in, open the unit, refuse it if it is in a session; audit the command."""
+    from audit.errors import AuditError
+
+    records = open_records(args.db)
+    try:
+        from_stdin = not sys.stdin.isatty()
+        user = sign_in(records, args.user, from_stdin, _ACTIONS[args.job][0])
+        try:
+            service = _Service(records, user, args.job, args.epat or args.emtt)
+            with _unit(args, service) as device:
+                yield device, service
+        finally:
+            try:
+                records.auth.logout(user)
+            except AuditError as exc:  # never hides the command's own outcome
+                print(f"could not record the sign-out: {exc}", file=sys.stderr)
+    finally:
+        records.close()
+
+
+@contextmanager
+def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice]:
+    link = service.link
     try:
         device = open_device(
             epat_url=args.epat,
@@ -84,31 +175,61 @@ def _opened(args: argparse.Namespace) -> Iterator[TherapyDevice]:
             speed=args.speed,
         )
     except DeviceError as exc:
-        raise CommandError(f"cannot reach the unit at {link}: {exc}") from exc
+        if isinstance(exc, UnitInTreatment):
+            service.audit("device.service_refused", {"reason": str(exc)})
+            raise CommandError(f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY) from exc
+        service.audit(_ACTIONS[service.job][1], {"ok": False, "error": str(exc)[:500]})
+        raise CommandError(f"cannot reach the unit at {link}: {exc}", EXIT_UNIT_LINK) from exc
     try:
+        service.identity = device.identify()
+        _refuse_in_session(service)
         yield device
-    except CommandRefused as exc:
-        raise CommandError(str(exc)) from exc
-    except DeviceRejected as exc:
-        raise CommandError(f"the unit refused: {exc}") from exc
+        service.audit(_ACTIONS[service.job][1], {"ok": True, **service.outcome})
     except DeviceError as exc:
-        raise CommandError(f"unit at {link}: {exc}") from exc
+        failed = {"ok": False, "error": str(exc)[:500], **service.outcome}
+        service.audit(_ACTIONS[service.job][1], failed)
+        if isinstance(exc, CommandRefused):
+            raise CommandError(str(exc), EXIT_REFUSED) from exc
+        if isinstance(exc, DeviceRejected):
+            raise CommandError(f"the unit refused: {exc}", EXIT_UNIT) from exc
+        raise CommandError(f"unit at {link}: {exc}", EXIT_UNIT) from exc
     finally:
         device.close()
+
+
+def _refuse_in_session(service: _Service) -> None:
+    """CLI-DEV-4: a unit the record shows in an open session belongs to its treating console."""
+    from audit.sessions import SessionBook
+
+    assert service.identity is not None
+    serial = service.identity.serial
+    for record in SessionBook(service.records.trail).unfinished():
+        if record.device_serial == serial:
+            service.audit(
+                "device.service_refused",
+                {"session_id": record.session_id, "session_state": record.state},
+            )
+            raise CommandError(
+                f"unit {serial} is in session {record.session_id} ({record.state}) — use the "
+                "treating console",
+                EXIT_UNIT_BUSY,
+            )
 
 
 def _range(r: ValueRange | None, unit: str, *, show_step: bool = True) -> str:
     if r is None:
         return "-"
     step = f", step {r.step} {unit}" if show_step and r.step is not None else ""
-    return f"{r.minimum}–{r.maximum} {unit}{step}"
+    nonsense = "  (IMPOSSIBLE: minimum above maximum)" if r.minimum > r.maximum else ""
+    return f"{r.minimum}–{r.maximum} {unit}{step}{nonsense}"
 
 
 def _info(args: argparse.Namespace) -> int:
-    with _opened(args) as device:
+    with _opened(args) as (device, service):
         identity = device.identify()
         envelope = device.envelope()
         applicator = device.applicator()
+        service.outcome = {"firmware": identity.firmware, "applicator": applicator.serial}
     if args.json:
         print(
             json.dumps(
@@ -152,8 +273,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    with _opened(args) as device:
+    with _opened(args) as (device, service):
         result = device.self_test()
+        service.outcome = {"passed": result.passed, "failed_checks": list(result.failed_checks)}
     if args.json:
         print(json.dumps(to_jsonable(result)))
     elif result.passed:
@@ -164,8 +286,9 @@ def _selftest(args: argparse.Namespace) -> int:
 
 
 def _events(args: argparse.Namespace) -> int:
-    with _opened(args) as device:
+    with _opened(args) as (device, service):
         events = device.event_log(args.from_index)
+        service.outcome = {"from_index": args.from_index, "events": len(events)}
     if args.json:
         print(json.dumps(to_jsonable(events), indent=2))
         return 0
@@ -178,8 +301,6 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    if args.period <= 0:
-        raise CommandError("--period must be greater than 0", 2)
     lost = threading.Event()
     readings = 0
 
@@ -190,7 +311,7 @@ def _watch(args: argparse.Namespace) -> int:
             print(f"link lost: {message.reason}", flush=True)
             lost.set()
 
-    with _opened(args) as device:
+    with _opened(args) as (device, service):
         device.add_listener(show)
         try:
             while not lost.is_set():
@@ -204,6 +325,7 @@ def _watch(args: argparse.Namespace) -> int:
             pass
         link_lost = lost.is_set()
         device.remove_listener(show)  # closing the link below is not a loss
+        service.outcome = {"readings": readings, "link_lost": link_lost}
     return 1 if link_lost else 0
 
 
@@ -222,18 +344,21 @@ def _status_line(status: DeviceStatus, as_json: bool) -> str:
 
 
 def _raw(args: argparse.Namespace) -> int:
-    with _opened(args) as device:
-        if args.epat:
-            code = _epat_command_code(args.command)
-            try:
-                payload = bytes.fromhex(args.payload)
-            except ValueError as exc:
-                raise CommandError(f"payload must be hex bytes, e.g. 'e803': {exc}", 2) from exc
-            reply = device.raw_command(code, payload)  # type: ignore[attr-defined]
+    from console.service.raw import RawCommandError, parse_raw
+
+    if args.emtt and args.payload:
+        raise CommandError("an EMTT raw command is one SCPI line; quote it", EXIT_USAGE)
+    try:
+        command = parse_raw("epat" if args.epat else "emtt", f"{args.command} {args.payload}")
+    except RawCommandError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    with _opened(args) as (device, service):
+        service.outcome = {"command": command.text}
+        if command.modality == "epat":
+            reply = device.raw_command(command.code, command.payload)  # type: ignore[attr-defined]
         else:
-            if args.payload:
-                raise CommandError("an EMTT raw command is one SCPI line; quote it", 2)
-            reply = device.raw_command(args.command)  # type: ignore[attr-defined]
+            reply = device.raw_command(command.line)  # type: ignore[attr-defined]
+        service.outcome["reply"] = _reply_text(reply)[:4000]
     print(json.dumps(to_jsonable(reply)) if args.json else _reply_text(reply))
     return 0
 
@@ -242,16 +367,3 @@ def _reply_text(reply: object) -> str:
     if reply is None:
         return "(no response line: the command was accepted)"
     return str(reply)
-
-
-def _epat_command_code(text: str) -> int:
-    from device_drivers.epat import constants
-
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    code = constants.command_code(text)
-    if code is None:
-        raise CommandError(f"unknown EPAT command {text!r}; give a code like 0x03 or a name", 2)
-    return code

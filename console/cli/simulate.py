@@ -11,7 +11,7 @@ import argparse
 import sys
 import threading
 
-from console.cli import CommandError
+from console.cli import SPEED, CommandError, number, whole
 from device_drivers import simcontrol
 
 
@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the EPAT unit; reach it with socket://HOST:PORT or the printed pty.",
     )
     link = epat.add_mutually_exclusive_group(required=True)
-    link.add_argument("--port", type=_port, help="TCP port to listen on (0 = any free port)")
+    link.add_argument(
+        "--port", type=whole(0, 65535), help="TCP port to listen on (0 = any free port)"
+    )
     link.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     epat.add_argument(
         "--applicator",
@@ -51,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     emtt_link = emtt.add_mutually_exclusive_group(required=True)
-    emtt_link.add_argument("--port", type=_port, help="TCP port to listen on (0 = any free port)")
+    emtt_link.add_argument(
+        "--port", type=whole(0, 65535), help="TCP port to listen on (0 = any free port)"
+    )
     emtt_link.add_argument(
         "--pty", action="store_true", help="serve on a pseudo-terminal (ASRL…::INSTR resource)"
     )
@@ -68,39 +72,23 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed",
-        type=_positive_float,
+        type=SPEED,
         default=1.0,
         help="run simulated time X times faster (pulses, watchdog, temperature; default 1)",
     )
     parser.add_argument("--serial", help="the unit's serial number (default: the reference unit's)")
-    parser.add_argument("--drop", type=_fraction, default=0.0, help="drop this fraction of replies")
     parser.add_argument(
-        "--corrupt", type=_fraction, default=0.0, help="corrupt this fraction of replies"
+        "--drop", type=number(0, 1), default=0.0, help="drop this fraction of replies"
     )
     parser.add_argument(
-        "--delay-ms", type=float, default=0.0, help="delay every reply by this many ms"
+        "--corrupt", type=number(0, 1), default=0.0, help="corrupt this fraction of replies"
     )
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a TCP port is 0..65535, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a fraction is between 0 and 1, not {text}")
-    return value
+    parser.add_argument(
+        "--delay-ms",
+        type=number(0, 60_000),
+        default=0.0,
+        help="delay every reply by this many ms (0-60000)",
+    )
 
 
 def _apply_startup_faults(simulator: object, args: argparse.Namespace) -> None:
@@ -122,6 +110,7 @@ def _run_epat(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), 2) from exc
     _apply_startup_faults(simulator, args)
+    server: EpatPtyServer | EpatTcpServer
     if args.pty:
         server = EpatPtyServer(simulator)
     else:
@@ -130,7 +119,7 @@ def _run_epat(args: argparse.Namespace) -> int:
         server.start()
     except OSError as exc:
         raise CommandError(f"cannot serve the EPAT simulator: {exc}") from exc
-    where = server.path if args.pty else server.url
+    where = server.path if isinstance(server, EpatPtyServer) else server.url
     return _serve(server, simulator, f"EPAT simulator serving on {where} (speed {args.speed:g})")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from console.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from console.cli import EXIT_AUTH, EXIT_DATABASE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from console.cli.db import (
     Records,
     add_db_argument,
@@ -31,7 +31,7 @@ ROLE_CHOICES = ("therapist", "admin", "service")
 
 
 def _run(args: argparse.Namespace, work: Any) -> int:
-    from audit.errors import AuditDataError, AuditError, DuplicateRecord, NotFound
+    from audit.errors import AuditDataError, AuditError, DuplicateRecord, NotFound, StoreError
     from console.auth import AuthError, PasswordRejected
 
     records = open_records(args.db)
@@ -40,9 +40,11 @@ def _run(args: argparse.Namespace, work: Any) -> int:
     except PasswordRejected as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
     except AuthError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from exc
+        raise CommandError(str(exc), EXIT_AUTH) from exc
     except (AuditDataError, DuplicateRecord, NotFound) as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
+    except StoreError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from exc
     except AuditError as exc:
         raise CommandError(str(exc), EXIT_FAILURE) from exc
     finally:

@@ -108,6 +108,8 @@ class DeviceWorker:
             future.set_exception(LinkLost("the device worker is not running; reconnect"))
             return future
         self._commands.put((command, future))
+        if self._opened.done() and self._opened.exception() is not None:
+            self._fail_pending(LinkLost("the unit could not be opened; reconnect"))
         return future
 
     def call(self, command: Callable[[TherapyDevice], T], timeout_s: float = 10.0) -> T:
@@ -128,6 +130,8 @@ class DeviceWorker:
             driver = self._open_driver()
         except BaseException as exc:
             self._opened.set_exception(exc)
+            # Commands queued while opening fail now with the reason, not at their timeout.
+            self._fail_pending(exc if isinstance(exc, Exception) else LinkLost(str(exc)))
             self._outbox(WorkerStopped())
             return
         self._driver = driver

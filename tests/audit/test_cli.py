@@ -91,7 +91,7 @@ def test_db_upgrade_and_current_on_the_default_sqlite_file(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, out, _ = run(["db", "current"], capsys, monkeypatch)
-    assert code == 1
+    assert code == 7  # EXIT_DATABASE: there is no database yet
     code, out, _ = run(["db", "upgrade"], capsys, monkeypatch)
     head = head_revision()
     assert code == 0 and f"therapy-console.sqlite3: schema {head} (latest {head})" in out
@@ -141,7 +141,7 @@ def test_first_admin_then_admins_only(
         monkeypatch,
         f"{TH_PW}\n{TH_PW}x\n",
     )
-    assert code == 1 and "a therapist may not" in err
+    assert code == 3 and "a therapist may not" in err
     code, _, err = run(
         [
             "user",
@@ -178,7 +178,7 @@ def test_wrong_password_is_a_one_line_failure(
         monkeypatch,
         "not the password\n",
     )
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""
     assert err.count("\n") == 1 and err.startswith("therapy-console: error: Wrong user name")
 
 
@@ -296,11 +296,11 @@ def test_bad_databases_and_arguments_get_one_line_errors(
     bad = home / "corrupt.sqlite3"
     bad.write_bytes(b"garbage" * 1000)
     cases = [
-        (["audit", "verify", "--db", str(bad)], 1, "is not a readable SQLite database"),
-        (["audit", "verify", "--db", str(home / "none.db")], 1, "there is no database at"),
+        (["audit", "verify", "--db", str(bad)], 7, "is not a readable SQLite database"),
+        (["audit", "verify", "--db", str(home / "none.db")], 7, "there is no database at"),
         (
             ["audit", "verify", "--db", "postgresql://postgres@127.0.0.1:5999/x"],
-            1,
+            7,
             "check that the server is running",
         ),
         (["audit", "verify", "--file", str(home / "x.jsonl")], 2, "needs the trusted --public-key"),

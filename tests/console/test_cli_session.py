@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from console.cli import EXIT_AUTH, EXIT_REFUSED
 from console.services import ConsoleServices, PatientHasUnfinishedSession
 from device_drivers.epat.simulator import EpatSimulator
+from tests.console.cli_helpers import cli_environment
 from tests.console.conftest import PASSWORD, SESSION_DATE, SPEED
 from tests.console.session_helpers import CLEAN_ANSWERS, SHORT_DOSE_REASON
 
@@ -21,17 +22,7 @@ from tests.console.session_helpers import CLEAN_ANSWERS, SHORT_DOSE_REASON
 @pytest.fixture
 def cli_env(services: ConsoleServices, tmp_path: Path) -> dict[str, str]:
     """The environment a console process on this installation runs with."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "THERAPY_CONSOLE_DB": services.config.db_url,
-            "THERAPY_CONSOLE_SIGNING_KEY": str(services.config.signing_key_path),
-            "THERAPY_CONSOLE_WORKSTATION": services.config.workstation,
-            "THERAPY_CONSOLE_DATA_DIR": str(tmp_path / "data"),
-            "THERAPY_CONSOLE_LOG_DIR": str(tmp_path / "logs"),
-        }
-    )
-    return env
+    return cli_environment(services, tmp_path)
 
 
 @pytest.fixture
@@ -103,8 +94,9 @@ def test_session_run_refuses_a_blocked_patient_and_fires_nothing(
         env=cli_env,
         timeout=120,
     )
-    assert result.returncode == 1
-    assert "CI-THROMB" in result.stderr
+    assert result.returncode == EXIT_REFUSED
+    assert "CI-THROMB" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("therapy-console: error: refused:")
     assert json.loads(result.stdout)["state"] == "aborted"
     assert epat_sim[0].snapshot().delivered == 0
 
@@ -123,9 +115,10 @@ def test_session_run_wrong_password_is_a_clear_error(
         env=cli_env,
         timeout=120,
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT_AUTH
     assert result.stdout == ""
-    assert result.stderr.startswith("therapy-console: error:")
+    assert result.stderr.startswith("therapy-console: error: Wrong user name or password")
+    assert result.stderr.count("\n") == 1
 
 
 @pytest.mark.req("SES-RECOVER-1")

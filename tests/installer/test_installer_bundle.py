@@ -193,27 +193,48 @@ def simulator(program: Path, *args: str) -> Iterator[str]:
 
 
 @pytest.mark.req("INST-BUNDLE-3")
-def test_the_bundled_simulators_and_service_commands(built: Built) -> None:
+def test_the_bundled_simulators_and_service_commands(built: Built, tmp_path: Path) -> None:
+    db = str(tmp_path / "record.sqlite3")
+    admin_pw, service_pw = "knee-clinic-2026!", "service-visit-2026!"
+    assert run(built.program, "db", "upgrade", "--db", db).returncode == 0
+    for user, role, stdin, signed in (
+        ("ada", "admin", f"{admin_pw}\n{admin_pw}\n", []),
+        ("sam", "service", f"{admin_pw}\n{service_pw}\n{service_pw}\n", ["--as", "ada"]),
+    ):
+        added = run(
+            built.program,
+            *("user", "add", user, "--full-name", user.title(), "--role", role, *signed),
+            *("--password-stdin", "--db", db),
+            stdin=stdin,
+        )
+        assert added.returncode == 0, added.stderr
+    service = ("--user", "sam", "--db", db)  # the service user signs in (CLI-DEV-4)
+
+    def device(*args: str) -> subprocess.CompletedProcess:
+        return run(built.program, "device", *args, *service, stdin=service_pw + "\n")
+
     with simulator(built.program, "epat", "--port", "0", "--speed", "20") as url:
         assert url.startswith("socket://127.0.0.1:")
-        info = run(built.program, "device", "info", "--epat", url, "--json")
+        info = device("info", "--epat", url, "--json")
         assert info.returncode == 0, info.stderr
         assert json.loads(info.stdout)["identity"]["model"] == "RPW-200"
-        watch = run(
-            built.program, "device", "watch", "--epat", url, "--count", "2", "--period", "0.05"
-        )
+        watch = device("watch", "--epat", url, "--count", "2", "--period", "0.05")
         assert watch.returncode == 0 and watch.stdout.count("IDLE") == 2
-        selftest = run(built.program, "device", "selftest", "--epat", url)
+        selftest = device("selftest", "--epat", url)
         assert selftest.stdout.strip() == "Self-test passed."
+        unsigned = run(built.program, "device", "info", "--epat", url, *service, stdin="x\n")
+        assert unsigned.returncode == 3 and unsigned.stdout == ""
     with simulator(built.program, "epat", "--pty", "--speed", "20") as pty:
         assert pty.startswith("/dev/")
-        info = run(built.program, "device", "info", "--epat", pty)
+        info = device("info", "--epat", pty)
         assert info.returncode == 0 and "RPW-200" in info.stdout
     with simulator(built.program, "emtt", "--port", "0", "--speed", "20") as resource:
         assert resource.startswith("TCPIP0::127.0.0.1::")
-        info = run(built.program, "device", "info", "--emtt", resource, "--json")
+        info = device("info", "--emtt", resource, "--json")
         assert info.returncode == 0, info.stderr
         assert json.loads(info.stdout)["identity"]["model"] == "EMT-100"
+    verified = run(built.program, "audit", "verify", "--db", db)
+    assert verified.returncode == 0 and "VERIFIED" in verified.stdout
 
 
 @pytest.mark.req("INST-BUNDLE-3")
