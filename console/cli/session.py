@@ -264,7 +264,7 @@ def _recover(args: argparse.Namespace) -> int:
             _progress(
                 f"{record.session_id}: unit found {outcome.unit_state_found}, "
                 f"{outcome.action_taken}, left {outcome.unit_state_left}; "
-                f"{outcome.delivered} pulses delivered; recorded as interrupted"
+                f"{_count(outcome)}; recorded as interrupted"
             )
             print(json.dumps(to_jsonable(services.sessions.load(record.session_id))))
         if failed:
@@ -341,7 +341,7 @@ def _run_session(
                 outcome = services.recover(user, record.session_id)
             except RecoveryFailed as exc:
                 raise CommandError(str(exc), EXIT_UNIT_LINK) from exc
-            _progress(f"  recorded as interrupted with {outcome.delivered} pulses delivered")
+            _progress(f"  recorded as interrupted: {_count(outcome)}")
     try:
         workflow = services.begin_session(user, patient_id, protocol.id, args.date)
     except PatientHasUnfinishedSession as exc:
@@ -354,7 +354,10 @@ def _run_session(
         raise _ended_unperformed(services, user, workflow, exc, phase[0], args) from exc
     finally:
         workflow.close()
-    _progress(f"ended {workflow.state.value}: {workflow.delivered} of {workflow.target} pulses")
+    if workflow.count_status == "unconfirmed":
+        _progress(f"ended {workflow.state.value}: {_count(workflow)} (target {workflow.target})")
+    else:
+        _progress(f"ended {workflow.state.value}: {workflow.delivered} of {workflow.target} pulses")
     try:
         return _document(args, services, workflow, password)
     except (TransitionRefused, StoreError) as exc:
@@ -529,6 +532,18 @@ def _end_after_store_failure(services: Any, user: Any, workflow: Any, reason: st
                 )
             _progress(f"  the database is still unavailable: {exc}")
             time.sleep(1.0)
+
+
+def _count(outcome: Any) -> str:
+    """A recovery outcome's or an ended workflow's count, exact or unconfirmed with bounds."""
+    from console.session.count import describe_count
+
+    if hasattr(outcome, "delivered_bounds"):
+        low, high = outcome.delivered_bounds or (None, None)
+        delivered = None if outcome.count_status == "unconfirmed" else outcome.delivered
+    else:
+        low, high, delivered = outcome.delivered_min, outcome.delivered_max, outcome.delivered
+    return describe_count(delivered, outcome.count_status, low, high)
 
 
 def _print_record(services: Any, session_id: str) -> None:

@@ -284,3 +284,15 @@ def judge_segment(
     why = "; ".join([*resets, *used])
     high = delta if delta is not None and delta >= last_confirmed else target
     return unconfirmed(why, high)
+
+
+def describe_count(
+    delivered: int | None, status: str | None, low: int | None, high: int | None
+) -> str:
+    """The count as staff must read it: exact, or plainly unconfirmed with its bounds."""
+    if status == "unconfirmed" or delivered is None:
+        return (
+            f"count UNCONFIRMED: between {low if low is not None else 0} and "
+            f"{high if high is not None else '?'} pulses delivered"
+        )
+    return f"{delivered} pulses delivered"
