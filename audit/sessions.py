@@ -83,8 +83,25 @@ CONTENT_FORMAT = "therapy-session-content-v1"
 
 _TEXT = ("device_model", "device_serial", "applicator_type", "applicator_serial")
 _REASONS = ("parameter_override_reason", "screening_override_reason", "end_reason")
-_COUNTS = ("applicator_shots_before", "applicator_shots_after", "delivered")
-_OBJECTS = ("parameters", "validation", "screening_answers", "screening")
+_COUNTS = (
+    "applicator_shots_before",
+    "applicator_shots_after",
+    "delivered",
+    "delivered_min",
+    "delivered_max",
+)
+_OBJECTS = (
+    "parameters",
+    "validation",
+    "screening_answers",
+    "screening",
+    "count_evidence",
+    "arm_snapshot",
+)
+COUNT_STATUSES = ("confirmed", "unconfirmed")
+#: Fields added by migration 0003: part of the signed content only once set, so a record signed
+#: before they existed keeps verifying.
+_COUNT_FIELDS = ("count_status", "delivered_min", "delivered_max", "count_evidence", "arm_snapshot")
 _LISTS = ("titrations", "segments", "interruptions", "faults", "treatment_points")
 #: the fields ``update`` and ``amend`` accept (the rest are fixed at creation or by transitions)
 UPDATABLE_FIELDS = frozenset(
@@ -95,6 +112,7 @@ UPDATABLE_FIELDS = frozenset(
         *_OBJECTS,
         *_LISTS,
         "screening_decision",
+        "count_status",
         "pain_before",
         "pain_after",
         "adverse_events",
@@ -135,6 +153,10 @@ def _checked_value(name: str, value: Any) -> Any:
     if name in ("pain_before", "pain_after"):
         if type(value) is not int or not 0 <= value <= 10:
             raise AuditDataError(f"{name} must be a whole number 0–10 (NRS)")
+        return value
+    if name == "count_status":
+        if value not in COUNT_STATUSES:
+            raise AuditDataError(f"count_status must be one of {COUNT_STATUSES}")
         return value
     if name == "screening_decision":
         if value not in SCREENING_DECISIONS:
@@ -209,6 +231,11 @@ def _record(session: Session, row: TreatmentSession) -> SessionRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         signatures=tuple(_signature(s) for s in signatures),
+        count_status=row.count_status,
+        delivered_min=row.delivered_min,
+        delivered_max=row.delivered_max,
+        count_evidence=freeze(row.count_evidence),
+        arm_snapshot=freeze(row.arm_snapshot),
     )
 
 
@@ -217,6 +244,8 @@ def session_content(record: SessionRecord) -> dict[str, Any]:
     content: dict[str, Any] = {"format": CONTENT_FORMAT}
     for name in (*_FIXED_CONTENT, *sorted(UPDATABLE_FIELDS)):
         value = getattr(record, name)
+        if name in _COUNT_FIELDS and value is None:
+            continue
         content[name] = value.isoformat() if isinstance(value, date) else thaw(value)
     return content
 
@@ -489,6 +518,17 @@ class SessionBook:
         with self.trail.store.read() as session:
             rows = session.scalars(select(TreatmentSession).order_by(TreatmentSession.id)).all()
             return [_record(session, r) for r in rows]
+
+    def count_pending(self, device_serial: str | None = None) -> list[SessionRecord]:
+        """Sessions whose count is unconfirmed and awaits recovery (``count_evidence``
+        ``recovery_pending``), on the unit ``device_serial`` or on any unit."""
+        with self.trail.store.read() as session:
+            query = select(TreatmentSession).where(TreatmentSession.count_status == "unconfirmed")
+            if device_serial is not None:
+                query = query.where(TreatmentSession.device_serial == device_serial)
+            rows = session.scalars(query).all()
+            records = [_record(session, r) for r in rows]
+        return [r for r in records if r.count_evidence and r.count_evidence.get("recovery_pending")]
 
     def unfinished(self) -> list[SessionRecord]:
         """Sessions left connected/armed/delivering/paused (a console stopped mid-session)."""

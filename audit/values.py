@@ -160,3 +160,8 @@ class SessionRecord:
     created_at: str
     updated_at: str
     signatures: tuple[SignatureRecord, ...]
+    count_status: str | None = None  # "confirmed" | "unconfirmed"; None before it is established
+    delivered_min: int | None = None
+    delivered_max: int | None = None
+    count_evidence: Mapping[str, Any] | None = None
+    arm_snapshot: Mapping[str, Any] | None = None

@@ -31,10 +31,11 @@ from console.session.clinical import ProtocolRules
 from console.session.device_worker import DeviceWorker, Outbox
 from console.session.ports import SessionContext
 from console.session.recorder import BookRecorder
-from console.session.recovery import RecoveryOutcome, recover_session
+from console.session.recovery import RecoveryOutcome, needs_recovery, recover_session
 from console.session.states import UNFINISHED_STATES
 from console.session.workflow import SessionWorkflow
 from device_drivers.commlog import CommLog
+from device_drivers.errors import DeviceError, LinkTimeout, UnitInTreatment
 from device_drivers.interface import Modality, TherapyDevice
 from protocols import (
     ProgrammeAssignment,
@@ -46,6 +47,9 @@ from protocols import (
 
 #: Session states of a session the console left open (it must be recovered first).
 _UNFINISHED = frozenset(s.value for s in UNFINISHED_STATES)
+#: How long connecting waits for the unit to open (the driver's own timeouts are far shorter:
+#: this only bounds a driver that hangs).
+UNIT_OPEN_TIMEOUT_S = 10.0
 #: Session states whose date counts for the course rules (pulses may have been delivered).
 _COURSE_STATES = frozenset({"completed", "stopped", "aborted", "faulted", "interrupted"})
 
@@ -59,6 +63,15 @@ class PatientHasUnfinishedSession(Exception):
             f"session {record.session_id} of this patient was left {record.state} when the "
             "console stopped: recover it first (the unit is checked and the pulses counted)"
         )
+
+
+class NotTheTreatingTherapist(PermissionDenied):
+    """Only the therapist who began a session may drive its unit."""
+
+    def __init__(self, role: str) -> None:
+        Exception.__init__(self, "only the therapist who began the session may drive its unit")
+        self.role = role
+        self.action = "deliver"
 
 
 @dataclass(frozen=True)
@@ -244,16 +257,23 @@ class ConsoleServices:
 
     # ------------------------------------------------------------------ sessions
     def unfinished_sessions(self, user: SignedInUser) -> list[SessionRecord]:
+        """Sessions to recover: left unfinished, or ended with their count unconfirmed."""
         self.auth.require(user, "deliver")
-        return self.sessions.unfinished()
+        found = {r.session_id: r for r in self.sessions.unfinished()}
+        found.update({r.session_id: r for r in self.sessions.count_pending()})
+        return [r for r in found.values() if needs_recovery(r)]
 
     def recover(self, user: SignedInUser, session_id: str) -> RecoveryOutcome:
-        """Close a session the console left unfinished (SES-RECOVER-1)."""
+        """Close a session left unfinished or with its count unconfirmed (SES-RECOVER-1)."""
         self.auth.require(user, "deliver")
         record = self.sessions.load(session_id)
         modality = Modality(record.modality)
         return recover_session(
-            record, self.unit_opener(modality, session_id), self.sessions, user.actor
+            record,
+            self.unit_opener(modality, session_id, takeover=True),
+            self.sessions,
+            user.actor,
+            speed=self.config.device_speed,
         )
 
     def begin_session(
@@ -302,7 +322,7 @@ class ConsoleServices:
             course_history=history,
         )
         recorder = BookRecorder(self.sessions, user.actor, self._signer(user))
-        return SessionWorkflow(ctx, self.rules, recorder, self.alarms)
+        return SessionWorkflow(ctx, self.rules, recorder, self.alarms, guards=_Guards(self))
 
     def _signer(self, user: SignedInUser) -> Callable[[str, str, str], dict[str, Any]]:
         def sign(session_id: str, password: str, meaning: str) -> dict[str, Any]:
@@ -329,9 +349,13 @@ class ConsoleServices:
         return link
 
     def unit_opener(
-        self, modality: Modality, session_id: str | None = None
+        self, modality: Modality, session_id: str | None = None, *, takeover: bool = False
     ) -> Callable[[], TherapyDevice]:
-        """A callable that opens the unit (run it on the device worker's thread)."""
+        """A callable that opens the unit (run it on the device worker's thread).
+
+        ``takeover`` opens a unit even mid-treatment: only for the treating console's own
+        reconnection after a lost link, and recovery — both make the unit safe at once.
+        """
         link = self.unit_link(modality)
         config = self.config
 
@@ -346,6 +370,7 @@ class ConsoleServices:
                 visa_backend=config.visa_backend,
                 speed=config.device_speed,
                 commlog=commlog,
+                takeover=takeover,
             )
 
         return open_unit
@@ -358,14 +383,70 @@ class ConsoleServices:
         workflow.check_can_connect()
         opener = self.unit_opener(workflow.ctx.modality, workflow.ctx.session_id)
         worker = DeviceWorker(opener, outbox, name=f"unit-{workflow.ctx.modality.value}")
-        worker.start()
+        try:
+            # Fail fast with the driver's own one-line error (unreachable, garbled, in use).
+            worker.start().result(UNIT_OPEN_TIMEOUT_S)
+        except UnitInTreatment as exc:
+            worker.shutdown()
+            raise workflow.refuse_connect([str(exc)]) from None
+        except DeviceError:
+            worker.shutdown()
+            raise
+        except TimeoutError:
+            worker.shutdown()
+            raise LinkTimeout(
+                f"the unit at {self.unit_link(workflow.ctx.modality)} did not open within "
+                f"{UNIT_OPEN_TIMEOUT_S:.0f} s: check that it is on and connected"
+            ) from None
         return worker
 
     def _user_of(self, workflow: SessionWorkflow) -> SignedInUser:
         user = self.current_user
         if user is None or user.user_id != workflow.ctx.therapist_id:
-            raise PermissionDenied("only the therapist who began the session may drive its unit")
+            raise NotTheTreatingTherapist(user.role if user else "nobody")
         return user
+
+
+class _Guards:
+    """The workflow's ``SessionGuards`` over this console's record and sign-in state."""
+
+    def __init__(self, services: ConsoleServices) -> None:
+        self._services = services
+
+    def programme(self, ctx: SessionContext) -> ProgrammeAssignment | None:
+        return _assignment(self._services.programmes.active_for(ctx.patient_id))
+
+    def user_problem(self, ctx: SessionContext) -> str | None:
+        user = self._services.current_user
+        if user is None or user.user_id != ctx.therapist_id:
+            return f"the treating therapist {ctx.therapist_id} is no longer signed in"
+        creds = self._services.users.credentials(user.user_id)
+        if creds is None or creds.locked or not creds.active or creds.role != user.role:
+            return f"the account {user.user_id} is locked, disabled or changed: sign in again"
+        return None
+
+    def unit_problem(self, ctx: SessionContext, device_serial: str) -> str | None:
+        book = self._services.sessions
+        others = [
+            r
+            for r in [*book.count_pending(device_serial), *book.unfinished()]
+            if r.session_id != ctx.session_id and r.device_serial == device_serial
+        ]
+        if not others:
+            return None
+        record = others[0]
+        what = (
+            "is unconfirmed"
+            if record.count_status == "unconfirmed"
+            else f"is not established (left {record.state})"
+        )
+        return (
+            f"unit {device_serial}: the delivered count of session {record.session_id} {what}; "
+            "recover that session first (therapy-console session recover)"
+        )
+
+    def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
+        return self._services.unit_opener(ctx.modality, ctx.session_id, takeover=True)()
 
 
 def _policy_in_force(policy_dir: Path | None) -> ProtocolRules:

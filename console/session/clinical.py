@@ -79,6 +79,16 @@ def rules_applicator(applicator: ApplicatorInfo | None) -> ApplicatorLimit | Non
     )
 
 
+def _protocol_bound(protocol: TreatmentProtocol, field: str, value: Any) -> Decimal | None:
+    """The bound of the protocol's range that ``value`` of ``field`` lies beyond."""
+    try:
+        allowed = protocol.parameter(field)
+        number = Decimal(value)
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        return None
+    return Decimal(allowed.maximum) if number > allowed.maximum else Decimal(allowed.minimum)
+
+
 def _plan(params: PlannedParameters) -> SessionPlan:
     return SessionPlan(
         frequency_hz=params.frequency_hz,
@@ -150,8 +160,19 @@ class ProtocolRules:
             supported_applicators=APPLICATOR_CATALOGUE.get(model, ()),
             programmes=self.programmes,
         )
+        protocol = self.library.get(ctx.protocol_id)
         findings = tuple(
-            Finding(f.rule, f.severity.value, f.message, field=f.field) for f in result.findings
+            Finding(
+                f.rule,
+                f.severity.value,
+                f.message,
+                field=f.field,
+                value=f.value,
+                limit=_protocol_bound(protocol, f.field, f.value)
+                if f.rule == "PROTOCOL-RANGE"
+                else None,
+            )
+            for f in result.findings
         )
         return ValidationOutcome(
             verdict=ValidationVerdict(result.decision.value),

@@ -4,7 +4,9 @@ The workflow (and through it the GUI) submits commands as callables on a queue a
 ``Future`` results; the driver's status, events and link losses, and the worker's own "alive"
 ticks, arrive as messages through ``outbox`` (a thread-safe callable: ``queue.Queue.put`` in the
 CLI, a Qt signal emit in the GUI). The emergency stop has its own thread so it never waits
-behind a queued or blocking command.
+behind a queued or blocking command. When ``poll_status_after_s`` is set and no status has come
+from the unit for that long, the worker reads one itself and passes it on: a unit that reset
+stops streaming, and its silence must not hide the reset (SES-RESET-1).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from device_drivers.errors import DeviceError, LinkLost
-from device_drivers.interface import DeviceMessage, TherapyDevice
+from device_drivers.interface import DeviceMessage, DeviceStatus, TherapyDevice
 
 T = TypeVar("T")
 
@@ -69,6 +71,8 @@ class DeviceWorker:
             target=self._run_estop, name=f"{name}-estop", daemon=True
         )
         self.last_alive_ns = time.monotonic_ns()
+        self.poll_status_after_s: float | None = None
+        self._last_status_s = time.monotonic()
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> Future[TherapyDevice]:
@@ -122,15 +126,30 @@ class DeviceWorker:
             self._outbox(WorkerStopped())
             return
         self._driver = driver
-        driver.add_listener(self._outbox)
+        driver.add_listener(self._relay)
         self._opened.set_result(driver)
         try:
             self._serve(driver)
         finally:
-            driver.remove_listener(self._outbox)
+            driver.remove_listener(self._relay)
             driver.close()
             self._fail_pending(LinkLost("the device worker has stopped"))
             self._outbox(WorkerStopped())
+
+    def _relay(self, message: DeviceMessage) -> None:
+        if isinstance(message, DeviceStatus):
+            self._last_status_s = time.monotonic()
+        self._outbox(message)
+
+    def _poll_if_silent(self, driver: TherapyDevice, now: float) -> None:
+        after = self.poll_status_after_s
+        if after is None or now - self._last_status_s < after:
+            return
+        try:
+            status = driver.status()
+        except DeviceError:
+            return  # a lost link is reported by the driver itself
+        self._relay(status)
 
     def _serve(self, driver: TherapyDevice) -> None:
         next_alive = 0.0
@@ -139,6 +158,7 @@ class DeviceWorker:
             if now >= next_alive:
                 self.last_alive_ns = time.monotonic_ns()
                 self._outbox(WorkerAlive())
+                self._poll_if_silent(driver, now)
                 next_alive = now + self._alive_period_s
             try:
                 item = self._commands.get(timeout=max(0.0, next_alive - time.monotonic()))

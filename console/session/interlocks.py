@@ -6,9 +6,13 @@ all of them at once, and the audit trail can store exactly which held.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from console.session.ports import (
+    Finding,
+    PlannedParameters,
     ScreeningOutcome,
     ScreeningVerdict,
     ValidationOutcome,
@@ -34,6 +38,47 @@ def override_reason_problem(reason: str | None) -> str | None:
             f"an override needs a written reason of at least {MIN_OVERRIDE_REASON_CHARS} characters"
         )
     return None
+
+
+def override_covers(covered: Mapping[tuple[str, str | None], Finding], finding: Finding) -> bool:
+    """Whether an override already given covers ``finding`` (SES-OVR-1): it covers exactly the
+    value it was written for, or a value between that one and the protocol's limit — never a
+    value further out, which needs a new reason."""
+    given = covered.get((finding.rule, finding.field))
+    if given is None:
+        return False
+    if given.value == finding.value:
+        return True
+    if finding.limit is None or given.limit != finding.limit:
+        return False
+    try:
+        value, written, limit = (
+            Decimal(str(v)) for v in (finding.value, given.value, finding.limit)
+        )
+    except (InvalidOperation, ValueError):
+        return False
+    return limit < value <= written or written <= value < limit
+
+
+def parameters_interlock(
+    plan: PlannedParameters | None,
+    validated: PlannedParameters | None,
+    confirmed: PlannedParameters | None,
+) -> Interlock:
+    """The parameters about to be used are the ones validated and confirmed (SES-ARM-6)."""
+    if plan is None or plan != validated:
+        return Interlock(
+            "PARAMETERS_UNCHANGED", False, "the parameters changed since they were validated"
+        )
+    if confirmed is not None and plan != confirmed:
+        return Interlock(
+            "PARAMETERS_UNCHANGED", False, "the parameters changed since they were confirmed"
+        )
+    return Interlock("PARAMETERS_UNCHANGED", True, "as validated and confirmed")
+
+
+def user_interlock(problem: str | None) -> Interlock:
+    return Interlock("USER_SIGNED_IN", problem is None, problem or "the therapist is signed in")
 
 
 def screening_interlocks(

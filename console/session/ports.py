@@ -13,7 +13,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from device_drivers.interface import ApplicatorInfo, DeviceEnvelope, DeviceParameters, Modality
+from device_drivers.interface import (
+    ApplicatorInfo,
+    DeviceEnvelope,
+    DeviceParameters,
+    Modality,
+    TherapyDevice,
+)
 from protocols import ProgrammeAssignment
 
 
@@ -39,6 +45,8 @@ class Finding:
     message: str
     field: str | None = None
     eligible_from: date | None = None
+    value: Any = None  # the planned value the finding is about (parameter findings)
+    limit: Any = None  # the protocol bound it crosses, where there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +127,20 @@ class SessionRecorder(Protocol):
     def update(self, ctx: SessionContext, fields: Mapping[str, Any]) -> None: ...
 
     def sign(self, ctx: SessionContext, password: str, meaning: str) -> Mapping[str, Any]: ...
+
+
+class SessionGuards(Protocol):
+    """What the workflow re-checks outside itself at arm and start, and how it reaches the unit
+    again after a lost link: the record and the sign-in state, not the context's snapshot."""
+
+    def programme(self, ctx: SessionContext) -> ProgrammeAssignment | None:
+        """The patient's programme assignment as recorded now."""
+
+    def user_problem(self, ctx: SessionContext) -> str | None:
+        """Why the session's therapist may not act now (signed out, locked), or None."""
+
+    def unit_problem(self, ctx: SessionContext, device_serial: str) -> str | None:
+        """Why this unit may not be used for a new session now, or None."""
+
+    def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
+        """Open the session's unit again, taking it over even mid-treatment (lost link)."""

@@ -6,7 +6,8 @@ whatever the preconditions say. The table mirrors the brief:
     screening → planned → connected → armed → delivering ⇄ paused
         → completed | stopped | aborted | faulted → documented → signed
 
-plus ``interrupted`` for a session the console found unfinished after it died (recovery).
+plus ``interrupted`` for a session the console found unfinished after it died, or that ended
+with its count unconfirmed (recovery).
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ TRANSITIONS: dict[tuple[SessionState, Action], SessionState] = {
     (S.PAUSED, A.FAULT): S.FAULTED,
     (S.PAUSED, A.EMERGENCY_STOP): S.FAULTED,
     (S.SCREENING, A.ABORT): S.ABORTED,
-    **{(s, A.RECOVER): S.INTERRUPTED for s in (S.CONNECTED, S.ARMED, S.DELIVERING, S.PAUSED)},
+    # A faulted session whose count is unconfirmed is recovered too (SES-RECOVER-1).
+    **{
+        (s, A.RECOVER): S.INTERRUPTED
+        for s in (S.CONNECTED, S.ARMED, S.DELIVERING, S.PAUSED, S.FAULTED)
+    },
     **{
         (s, A.DOCUMENT): S.DOCUMENTED
         for s in (S.COMPLETED, S.STOPPED, S.ABORTED, S.FAULTED, S.INTERRUPTED)

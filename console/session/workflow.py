@@ -9,9 +9,15 @@ this class; none of them adds safety logic of its own. Rules enforced here:
   and applicator, confirmed by the therapist, read back from the unit equal (SES-ARM-1..5);
 - stop, abort (reason required) and emergency stop are distinct; the emergency stop bypasses
   every queue and lock (SES-ESTOP-1);
-- a fault, a lost link or a watchdog trip ends delivery in ``faulted`` with the unit's last
-  reported count and a latched alarm (SES-FAULT-1);
-- the delivered count recorded is always the unit's own (per load segment, summed) (SES-COUNT-1).
+- a fault, a lost link, a reset or a watchdog trip ends delivery in ``faulted`` with a latched
+  alarm (SES-FAULT-1, SES-RESET-1);
+- the delivered count recorded is always the unit's own, read after delivery ended by whatever
+  path — after a lost link by reconnecting and making the unit unable to fire first — or, when
+  it cannot be established, recorded *unconfirmed* with bounds and an alarm (SES-COUNT-1, -2);
+- a state-changing command whose answer was lost is followed by reading the unit's state, and
+  the workflow follows what the unit reports (SES-CMD-1);
+- arm and start re-check the interlocks (programme and sign-in from the record, parameters
+  unchanged) together with the command (SES-ARM-6).
 
 Methods may block on the device worker: call them from the CLI thread or the GUI's session
 executor, never the GUI thread. State is guarded by one lock; ``emergency_stop`` never takes it
@@ -31,25 +37,44 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from console.alarms import AlarmBoard, AlarmPriority
+from console.session.count import (
+    ArmSnapshot,
+    CountVerdict,
+    UnitReading,
+    judge_segment,
+    read_unit,
+    take_snapshot,
+)
 from console.session.device_worker import DeviceWorker, WorkerAlive, WorkerMessage, WorkerStopped
 from console.session.interlocks import (
     Interlock,
+    override_covers,
     override_reason_problem,
+    parameters_interlock,
     programme_interlock,
     role_interlock,
     screening_interlocks,
+    user_interlock,
     validation_interlocks,
 )
 from console.session.ports import (
     ClinicalRules,
+    Finding,
     PlannedParameters,
     ScreeningOutcome,
     SessionContext,
+    SessionGuards,
     SessionRecorder,
     ValidationOutcome,
 )
-from console.session.states import Action, SessionState, next_state
-from device_drivers.errors import DeviceError, ProtocolError
+from console.session.states import LIVE_STATES, Action, SessionState, next_state
+from device_drivers.errors import (
+    CommandRefused,
+    DeviceError,
+    DeviceFault,
+    DeviceRejected,
+    ProtocolError,
+)
 from device_drivers.interface import (
     ApplicatorInfo,
     DeviceEnvelope,
@@ -69,6 +94,12 @@ WORKER_SILENCE_ALARM_NS = 1_000_000_000
 #: Status readings while a unit is connected (pushed by EPAT, polled on EMTT), wall seconds.
 STATUS_PERIOD_S = 0.05
 DEVICE_CALL_TIMEOUT_S = 10.0
+#: The worker reads the status itself when the unit's stream has been silent this long (wall s):
+#: a unit that reset stops streaming, and a reset must be seen within a second (SES-RESET-1).
+STATUS_SILENCE_S = 0.25
+#: After a lost link: this many attempts to reopen the unit, this far apart (wall seconds).
+RECONNECT_ATTEMPTS = 3
+RECONNECT_PAUSE_S = 0.3
 ADVERSE_EVENTS = frozenset(
     {
         "reddening",
@@ -81,6 +112,55 @@ ADVERSE_EVENTS = frozenset(
         "other",
     }
 )
+
+
+class _UnitNotAsLoaded(CommandRefused):
+    """The unit no longer holds what was loaded and confirmed; START was not sent."""
+
+
+def _holds_problem(status: DeviceStatus, loaded: DeviceParameters | None) -> str | None:
+    """Why the unit, as ``status`` shows it, may not be started with ``loaded``, or None."""
+    if status.state is not UnitState.ARMED:
+        return f"the unit is {status.state.value}, not ARMED"
+    if loaded is None:
+        return "no parameters were loaded"
+    held = {
+        "pulses": status.target,
+        "pressure_bar": status.pressure_set_bar,
+        "frequency_hz": status.frequency_set_hz,
+    }
+    wanted = {
+        "pulses": loaded.pulses,
+        "pressure_bar": loaded.pressure_bar,
+        "frequency_hz": loaded.frequency_hz,
+    }
+    changed = [k for k, v in held.items() if v is not None and v != wanted[k]]
+    if changed:
+        return f"the unit's {', '.join(changed)} differ from the confirmed parameters: not starting"
+    return None
+
+
+_STARTED = frozenset({UnitState.DELIVERING, UnitState.COMPLETE})
+_STOPPED = frozenset({UnitState.IDLE})
+
+
+def _count(answered: int | None, followed: DeviceStatus | None) -> int:
+    """The count a command answered, or the unit's when its answer was lost."""
+    if followed is not None:
+        return followed.delivered
+    assert answered is not None
+    return answered
+
+
+def _followed(status: DeviceStatus | None) -> dict[str, Any]:
+    """Transition data when the command's answer was lost and the unit's state decided."""
+    if status is None:
+        return {}
+    return {
+        "reply_lost": True,
+        "unit_state": status.state.value,
+        "unit_delivered": status.delivered,
+    }
 
 
 class TransitionRefused(Exception):
@@ -120,10 +200,12 @@ class SessionWorkflow:
         alarms: AlarmBoard,
         *,
         state: SessionState = SessionState.SCREENING,
+        guards: SessionGuards | None = None,
     ) -> None:
         self.ctx = ctx
         self._rules = rules
         self._recorder = recorder
+        self._guards = guards
         self.alarms = alarms
         self._lock = threading.RLock()
         self.state = state
@@ -133,7 +215,9 @@ class SessionWorkflow:
         self.validation: ValidationOutcome | None = None
         self.validated_against_unit = False
         self.parameter_override_reason: str | None = None
-        self._overridden: set[tuple[str, str | None]] = set()  # findings the override covers
+        self._covered: dict[tuple[str, str | None], Finding] = {}  # what the override was for
+        self._validated_plan: PlannedParameters | None = None
+        self._confirmed_plan: PlannedParameters | None = None
         self.confirmed = False
         self.worker: DeviceWorker | None = None
         self.identity: DeviceIdentity | None = None
@@ -142,7 +226,16 @@ class SessionWorkflow:
         self.closed_segments: list[int] = []  # delivered counts of finished load segments
         self.segment_target = 0
         self.segment_delivered = 0  # the unit's count for the current load segment
+        self.loaded: DeviceParameters | None = None  # what the unit holds for this segment
+        self.arm_snapshot: ArmSnapshot | None = None  # the current segment's, taken at arm
+        self.count_status: str | None = None  # "confirmed" | "unconfirmed" once delivery ended
+        self.delivered_bounds: tuple[int, int] | None = None
         self.last_status: DeviceStatus | None = None
+        self._log_from = 0  # newest event-log index known (where reading the log starts)
+        self._last_uptime: int | None = None
+        self._last_shots: int | None = None  # applicator counter in the last status
+        self._command_ns = 0  # when the last device command returned (older statuses are stale)
+        self._reset_seen: str | None = None
         self._resume_with_start = False  # after titration the unit waits ARMED, not PAUSED
         self._estop_pressed = False
         self.end_reason: str | None = None
@@ -160,17 +253,32 @@ class SessionWorkflow:
     def target(self) -> int:
         return self.plan_params.pulses if self.plan_params else 0
 
-    def interlocks(self) -> list[Interlock]:
-        """Every arming condition with whether it holds now and why (for display and audit)."""
+    def interlocks(self, *, fresh: bool = False) -> list[Interlock]:
+        """Every arming condition with whether it holds now and why (for display and audit).
+
+        ``fresh`` (at arm and start) re-reads the programme and the therapist's sign-in from
+        the record instead of trusting the session's context (SES-ARM-6).
+        """
         with self._lock:
+            programme = self.ctx.programme
             checks = [role_interlock(self.ctx.therapist_role)]
+            if fresh and self._guards is not None:
+                programme = self._guards.programme(self.ctx)
+                checks.append(user_interlock(self._guards.user_problem(self.ctx)))
             checks += screening_interlocks(self.screening, self.screening_override_reason)
-            checks.append(programme_interlock(self.ctx.programme))
+            checks.append(programme_interlock(programme))
             checks += validation_interlocks(
                 self.validation,
                 self.parameter_override_reason,
                 against_unit=self.validated_against_unit,
                 confirmed=self.confirmed,
+            )
+            checks.append(
+                parameters_interlock(
+                    self.plan_params,
+                    self._validated_plan,
+                    self._confirmed_plan if self.confirmed else None,
+                )
             )
             checks.append(self._unit_interlock())
             return checks
@@ -220,17 +328,59 @@ class SessionWorkflow:
         try:
             result = self.worker.call(command, DEVICE_CALL_TIMEOUT_S)
         except DeviceError as exc:
+            self._command_ns = time.monotonic_ns()
             self._recorder.event(
                 self.ctx,
                 f"device.{name}",
                 {"ok": False, "error": type(exc).__name__, "message": str(exc)},
             )
             raise
+        self._command_ns = time.monotonic_ns()
         data: dict[str, Any] = {"ok": True}
         if isinstance(result, int) and not isinstance(result, bool):
             data["delivered"] = result
         self._recorder.event(self.ctx, f"device.{name}", data)
         return result
+
+    def _command(
+        self, command: Callable[[TherapyDevice], T], name: str, took: frozenset[UnitState]
+    ) -> tuple[T | None, DeviceStatus | None]:
+        """A state-changing command; when its answer is lost, the unit's state decides (SES-CMD-1).
+
+        Returns (result, None) when answered, or (None, status) when the answer was lost but
+        the unit reports a state in ``took`` (the command took effect). A refusal (NAK, host
+        refusal, latched fault) is raised as it is; a lost answer with the unit not in ``took``
+        is raised after the state was read and recorded.
+        """
+        try:
+            return self._device(command, name), None
+        except (DeviceRejected, CommandRefused, DeviceFault):
+            raise
+        except DeviceError as exc:
+            status = self._state_after_failure(name, exc)
+            if status is None or status.state not in took:
+                raise
+            return None, status
+
+    def _state_after_failure(self, name: str, exc: DeviceError) -> DeviceStatus | None:
+        """Read the unit's state after ``name`` failed without a refusal; audited."""
+        data: dict[str, Any] = {"command": name, "error": str(exc)}
+        try:
+            assert self.worker is not None
+            status = self.worker.call(lambda d: d.status(), 2.0)
+        except (DeviceError, TimeoutError, AssertionError) as read_exc:
+            self._recorder.event(
+                self.ctx, "device.state_after_failure", {**data, "read_error": str(read_exc)}
+            )
+            return None
+        self._command_ns = time.monotonic_ns()
+        self.last_status = status
+        self._recorder.event(
+            self.ctx,
+            "device.state_after_failure",
+            {**data, "unit_state": status.state.value, "delivered": status.delivered},
+        )
+        return status
 
     # ------------------------------------------------------------------ screening and plan
     def submit_screening(self, answers: Mapping[str, Any]) -> ScreeningOutcome:
@@ -301,13 +451,14 @@ class SessionWorkflow:
     ) -> ValidationOutcome:
         """Validate, record the verdict, and record an override when one is given and needed.
 
-        An override covers the findings it was given for; a later validation (titration) whose
-        override-requiring findings are all already covered keeps it without a new reason.
+        An override covers exactly the values it was given for, or values between them and the
+        protocol's limits (SES-OVR-1); a later validation whose override-requiring findings are
+        all covered keeps it without a new reason, anything further out needs a new one.
         """
         outcome = self._rules.validate(
             self.ctx, params, self.envelope, self.applicator_before, self._model()
         )
-        needing = {(f.rule, f.field) for f in outcome.findings if f.severity == "override_required"}
+        needing = [f for f in outcome.findings if f.severity == "override_required"]
         data: dict[str, Any] = {
             "parameters": _params_record(params),
             "verdict": outcome.verdict.value,
@@ -317,18 +468,20 @@ class SessionWorkflow:
                 for f in outcome.findings
             ],
         }
-        reason = self.parameter_override_reason if needing <= self._overridden else None
+        covered = all(override_covers(self._covered, f) for f in needing)
+        reason = self.parameter_override_reason if covered else None
         if outcome.verdict.value == "override_required" and override_reason is not None:
             problem = override_reason_problem(override_reason)
             if problem is not None:
                 raise self._refuse(Action.PLAN, [problem])
             reason = override_reason.strip()
-            self._overridden = needing
+            self._covered = {(f.rule, f.field): f for f in needing}
             data["override_reason"] = reason
             self._recorder.event(self.ctx, "parameters.override", data)
         if outcome.verdict.value != "override_required":
             reason = None
         self.validation = outcome
+        self._validated_plan = params
         self.validated_against_unit = self.envelope is not None
         self.parameter_override_reason = reason
         self._recorder.event(self.ctx, "parameters.validated", data)
@@ -346,18 +499,37 @@ class SessionWorkflow:
             if self.worker is not None:
                 raise self._refuse(Action.CONNECT, ["a unit is already connected"])
 
+    def refuse_connect(self, reasons: list[str]) -> TransitionRefused:
+        """The refusal (audited) of a unit that cannot be connected, e.g. another console's."""
+        with self._lock:
+            return self._refuse(Action.CONNECT, reasons)
+
     def connect(self, worker: DeviceWorker) -> DeviceIdentity:
         """Attach a started worker; read identity, envelope, applicator; re-validate the plan.
 
         A worker this refuses is shut down, so no second driver ever stays attached to a unit.
+        A unit on which another session's count awaits recovery is refused (SES-RECOVER-2).
         """
         with self._lock:
             try:
                 self.check_can_connect()
-                identity, envelope, applicator, status = worker.call(
-                    lambda d: (d.identify(), d.envelope(), d.applicator(), d.status()),
+                identity, envelope, applicator, status, events = worker.call(
+                    lambda d: (
+                        d.identify(),
+                        d.envelope(),
+                        d.applicator(),
+                        d.status(),
+                        d.event_log(0),
+                    ),
                     DEVICE_CALL_TIMEOUT_S,
                 )
+                problem = (
+                    self._guards.unit_problem(self.ctx, identity.serial)
+                    if self._guards is not None
+                    else None
+                )
+                if problem is not None:
+                    raise self._refuse(Action.CONNECT, [problem])
                 if identity.modality is not self.ctx.modality:
                     raise self._refuse(
                         Action.CONNECT,
@@ -370,18 +542,22 @@ class SessionWorkflow:
             except BaseException:
                 worker.shutdown()
                 raise
+            worker.poll_status_after_s = STATUS_SILENCE_S
             self.worker = worker
             self.identity, self.envelope, self.applicator_before = identity, envelope, applicator
             self.last_status = status
+            self._track(status)
+            self._log_from = events[-1].index or 0 if events else 0
+            shots_before = applicator.shots_used if applicator.present else None
             self._move(
                 Action.CONNECT,
                 {
                     "device_model": identity.model,
                     "device_serial": identity.serial,
                     "firmware": identity.firmware,
-                    "applicator_type": applicator.type,
-                    "applicator_serial": applicator.serial,
-                    "shots_before": applicator.shots_used,
+                    "applicator_type": applicator.type or None,
+                    "applicator_serial": applicator.serial or None,
+                    "shots_before": shots_before,
                 },
             )
             self._recorder.update(
@@ -389,9 +565,9 @@ class SessionWorkflow:
                 {
                     "device_model": identity.model,
                     "device_serial": identity.serial,
-                    "applicator_type": applicator.type,
-                    "applicator_serial": applicator.serial,
-                    "applicator_shots_before": applicator.shots_used,
+                    "applicator_type": applicator.type or None,
+                    "applicator_serial": applicator.serial or None,
+                    "applicator_shots_before": shots_before,
                 },
             )
             if self.plan_params is not None:
@@ -418,6 +594,7 @@ class SessionWorkflow:
             if self.state is not SessionState.CONNECTED or self.validation is None:
                 raise self._refuse(Action.ARM, ["connect the unit and validate the plan first"])
             self.confirmed = True
+            self._confirmed_plan = self.plan_params
             self._recorder.event(
                 self.ctx,
                 "parameters.confirmed",
@@ -434,23 +611,50 @@ class SessionWorkflow:
             self.last_status = self._device(lambda d: d.status(), "status")
             self._changed()
 
+    def _refuse_unless_interlocks(self, action: Action) -> list[Interlock]:
+        """Re-check every interlock now, from the record (SES-ARM-6); refuse if one fails."""
+        checks = self.interlocks(fresh=True)
+        failed = [i for i in checks if not i.held]
+        if failed:
+            raise self._refuse(action, [f"{i.name}: {i.reason}" for i in failed])
+        return checks
+
     def arm(self) -> None:
         with self._lock:
             self._require(Action.ARM)
-            failed = [i for i in self.interlocks() if not i.held]
-            if failed:
-                raise self._refuse(Action.ARM, [f"{i.name}: {i.reason}" for i in failed])
+            checks = self._refuse_unless_interlocks(Action.ARM)
             assert self.plan_params is not None
             wanted = self.plan_params.for_device()
             self._load(wanted)
-            self._device(lambda d: d.arm(), "arm")
+            self._arm_segment()
             self._move(
                 Action.ARM,
                 {
                     "parameters": _params_record(wanted),
-                    "interlocks": [i.name for i in self.interlocks()],
+                    "interlocks": [i.name for i in checks],
+                    "arm_snapshot": self.arm_snapshot.to_record() if self.arm_snapshot else None,
                 },
             )
+
+    def _arm_segment(self) -> None:
+        """ARM the loaded segment and record the arm snapshot (SES-COUNT-3).
+
+        Without its snapshot a segment's count could not be told from a later use of the unit,
+        so a unit that cannot be read right after ARM is disarmed again and arming fails.
+        """
+        self._command(lambda d: d.arm(), "arm", frozenset({UnitState.ARMED}))
+        log_from = self._log_from
+        try:
+            snapshot = self._device(
+                lambda d: take_snapshot(d, self.segment_target, log_from), "arm_snapshot"
+            )
+        except DeviceError:
+            with contextlib.suppress(DeviceError):
+                self._device(lambda d: d.disarm(), "disarm")
+            raise
+        self.arm_snapshot = snapshot
+        self._log_from = snapshot.event_index or self._log_from
+        self._recorder.update(self.ctx, {"arm_snapshot": snapshot.to_record()})
 
     def _load(self, wanted: DeviceParameters) -> None:
         """Load parameters and compare the unit's read-back to what was validated (SES-ARM-5)."""
@@ -459,29 +663,47 @@ class SessionWorkflow:
             raise ProtocolError(f"the unit holds {held}, not the validated {wanted}: not arming")
         self.segment_target = wanted.pulses
         self.segment_delivered = 0
+        self.loaded = wanted
 
     def start(self) -> None:
+        """Start delivery: interlocks re-checked, the unit's held settings compared to the
+        confirmed ones and START sent in one job on the device worker (SES-ARM-6)."""
         with self._lock:
             self._require(Action.START)
-            self._device(lambda d: d.start(), "start")
-            self._move(Action.START)
+            self._refuse_unless_interlocks(Action.START)
+            loaded = self.loaded
+
+            def checked_start(device: TherapyDevice) -> None:
+                problem = _holds_problem(device.status(), loaded)
+                if problem is not None:
+                    raise _UnitNotAsLoaded(problem)
+                device.start()
+
+            try:
+                _, followed = self._command(checked_start, "start", _STARTED)
+            except _UnitNotAsLoaded as exc:
+                raise self._refuse(Action.START, [str(exc)]) from None
+            self._move(Action.START, _followed(followed))
 
     def pause(self) -> int:
         with self._lock:
             self._require(Action.PAUSE)
-            self.segment_delivered = self._device(lambda d: d.pause(), "pause")
-            self._move(Action.PAUSE)
+            count, followed = self._command(
+                lambda d: d.pause(), "pause", frozenset({UnitState.PAUSED})
+            )
+            self.segment_delivered = _count(count, followed)
+            self._move(Action.PAUSE, _followed(followed))
             return self.delivered
 
     def resume(self) -> None:
         with self._lock:
             self._require(Action.RESUME)
             if self._resume_with_start:
-                self._device(lambda d: d.start(), "start")
+                _, followed = self._command(lambda d: d.start(), "start", _STARTED)
                 self._resume_with_start = False
             else:
-                self._device(lambda d: d.resume(), "resume")
-            self._move(Action.RESUME)
+                _, followed = self._command(lambda d: d.resume(), "resume", _STARTED)
+            self._move(Action.RESUME, _followed(followed))
 
     def titrate(
         self,
@@ -494,7 +716,9 @@ class SessionWorkflow:
 
         Units accept new settings only when idle, so the segment is ended (its count kept),
         the remaining pulses are loaded at the new intensity and the unit waits armed; resume
-        starts it again.
+        starts it again. A titration outside the protocol needs its own written reason,
+        recorded with the titration; other findings must be covered by the override given
+        (SES-OVR-1).
         """
         with self._lock:
             self._require(Action.TITRATE)
@@ -509,35 +733,40 @@ class SessionWorkflow:
             outcome = self._rules.validate(
                 self.ctx, new_plan, self.envelope, self.applicator_before, self._model()
             )
-            needing = {
-                (f.rule, f.field) for f in outcome.findings if f.severity == "override_required"
+            titrated = {
+                name
+                for name, value in (("pressure_bar", pressure_bar), ("field_mt", field_mt))
+                if value is not None
             }
+            needing = [f for f in outcome.findings if f.severity == "override_required"]
+            own = [f for f in needing if f.field in titrated]
+            uncovered = [f for f in needing if not override_covers(self._covered, f)]
             reasons: list[str] = []
             if outcome.verdict.value == "refused":
                 reasons = [f.message for f in outcome.findings if f.severity == "refuse"]
-            elif outcome.verdict.value == "override_required" and (
-                override_reason is not None or not needing <= self._overridden
-            ):
+            elif needing and (own or uncovered or override_reason is not None):
                 problem = override_reason_problem(override_reason)
                 if problem:
-                    reasons = [
-                        f.message for f in outcome.findings if f.severity == "override_required"
-                    ] + [problem]
+                    reasons = [f.message for f in own or uncovered] + [
+                        f"a titration outside the protocol needs its own reason: {problem}"
+                    ]
             if reasons:
                 raise self._refuse(Action.TITRATE, reasons)
-            outcome = self._validate(new_plan, override_reason)
             remaining = self.target - self.delivered
             if remaining <= 0:
                 raise self._refuse(Action.TITRATE, ["no pulses remain to deliver"])
-            segment = self._device(lambda d: d.stop(), "stop")
+            outcome = self._validate(new_plan, override_reason if needing else None)
+            count, followed = self._command(lambda d: d.stop(), "stop", frozenset({UnitState.IDLE}))
+            segment = _count(count, followed)
             self.closed_segments.append(segment)
             self.segment_delivered = 0
+            self.arm_snapshot = None
             self._recorder.update(self.ctx, {"segments": list(self.closed_segments)})
             self._load(new_plan.for_device(pulses=remaining))
-            self._device(lambda d: d.arm(), "arm")
+            self._arm_segment()
             self._resume_with_start = True
             old = self.plan_params
-            self.plan_params = new_plan
+            self.plan_params = self._confirmed_plan = new_plan
             change = {
                 "time": _now(),
                 "delivered_before": self.delivered,
@@ -546,6 +775,7 @@ class SessionWorkflow:
             }
             if override_reason and outcome.verdict.value == "override_required":
                 change["override_reason"] = override_reason.strip()
+                change["override_for"] = [f.message for f in own or uncovered or needing]
             self.titrations.append(change)
             self._recorder.update(self.ctx, {"titrations": list(self.titrations)})
             self._move(Action.TITRATE, {"titration": change})
@@ -556,9 +786,10 @@ class SessionWorkflow:
         """Planned end before the target (the therapist decides the dose is enough)."""
         with self._lock:
             self._require(Action.STOP)
-            self.segment_delivered = self._device(lambda d: d.stop(), "stop")
+            count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
+            self.segment_delivered = _count(count, followed)
             self.end_reason = "stopped by the therapist"
-            self._finish(Action.STOP)
+            self._finish(Action.STOP, _followed(followed))
             return self.delivered
 
     def abort(self, reason: str) -> int:
@@ -579,9 +810,10 @@ class SessionWorkflow:
             return  # nothing loaded, or latched already: nothing can fire
         unit_paused = self.state is SessionState.PAUSED and not self._resume_with_start
         if self.state is SessionState.DELIVERING or unit_paused:
-            self.segment_delivered = self._device(lambda d: d.stop(), "stop")
+            count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
         else:  # ARMED, or paused after titration (the unit waits armed)
-            self.segment_delivered = self._device(lambda d: d.disarm(), "disarm")
+            count, followed = self._command(lambda d: d.disarm(), "disarm", _STOPPED)
+        self.segment_delivered = _count(count, followed)
 
     def emergency_stop(self) -> Future[int] | None:
         """Immediate, latched stop. Sent to the unit before any lock is taken."""
@@ -626,40 +858,161 @@ class SessionWorkflow:
         self._finish(action, {"cause": cause})
 
     def _finish(self, action: Action, data: Mapping[str, Any] | None = None) -> None:
-        """End delivery: take the unit's own final count, the applicator after, then leave.
+        """End delivery: establish the count by the one rule (SES-COUNT-2), then leave.
 
-        The unit keeps its count after STOP, DISARM, completion and faults, so the count read
-        back here is authoritative (SES-COUNT-1); a difference from what the messages said is
-        recorded, never hidden.
+        The unit is made unable to fire and read — through the session's worker, or after a
+        lost link by reopening it — and the count judged on what it reports; a count that
+        cannot be established is recorded unconfirmed with its bounds, with an alarm, and the
+        session stays open for recovery. Never a stale number recorded as final.
         """
-        shots_after = None
-        if self.worker is not None:
-            try:
-                final, applicator = self.worker.call(lambda d: (d.status(), d.applicator()), 2.0)
-            except (DeviceError, TimeoutError):
-                final, applicator = None, None
-            if final is not None:
-                if final.delivered != self.segment_delivered:
-                    self._recorder.event(
-                        self.ctx,
-                        "session.count_reconciled",
-                        {"reported": self.segment_delivered, "unit": final.delivered},
-                    )
-                self.segment_delivered = final.delivered
-                self.last_status = final
-            if applicator is not None:
-                shots_after = applicator.shots_used
+        verdict, reading = self._establish_count()
+        closed = sum(self.closed_segments)
+        if verdict.count is not None:
+            if verdict.count != self.segment_delivered:
+                self._recorder.event(
+                    self.ctx,
+                    "session.count_reconciled",
+                    {"reported": self.segment_delivered, "unit": verdict.count},
+                )
+            self.segment_delivered = verdict.count
+            self.count_status = "confirmed"
+        else:
+            self.count_status = "unconfirmed"
+        self.delivered_bounds = (closed + verdict.low, closed + verdict.high)
+        evidence: dict[str, Any] = {
+            "status": self.count_status,
+            "closed_segments": list(self.closed_segments),
+            "segment": verdict.evidence,
+            "recovery_pending": verdict.count is None,
+        }
+        shots_after = self._shots_after(reading, evidence)
+        if reading is not None:
+            self.last_status = reading.status
+        confirmed = verdict.count is not None
         self._recorder.update(
             self.ctx,
             {
-                "delivered": self.delivered,
-                "segments": [*self.closed_segments, self.segment_delivered],
+                "delivered": self.delivered if confirmed else None,
+                "count_status": self.count_status,
+                "delivered_min": self.delivered_bounds[0],
+                "delivered_max": self.delivered_bounds[1],
+                "count_evidence": evidence,
+                "segments": [*self.closed_segments, self.segment_delivered if confirmed else None],
                 "end_reason": self.end_reason,
                 "faults": list(self.faults),
                 "applicator_shots_after": shots_after,
             },
         )
-        self._move(action, {**(data or {}), "delivered": self.delivered})
+        if not confirmed:
+            low, high = self.delivered_bounds
+            self.alarms.raise_alarm(
+                "session.count_unconfirmed",
+                AlarmPriority.HIGH,
+                f"Delivered count NOT confirmed: between {low} and {high} pulses "
+                f"({verdict.evidence.get('why_unconfirmed')}). Recover the session before the "
+                "unit is used again.",
+            )
+        self._move(
+            action,
+            {
+                **(data or {}),
+                "delivered": self.delivered if confirmed else None,
+                "count_status": self.count_status,
+                "delivered_min": self.delivered_bounds[0],
+                "delivered_max": self.delivered_bounds[1],
+            },
+        )
+
+    def _establish_count(self) -> tuple[CountVerdict, UnitReading | None]:
+        """Make the unit unable to fire, read it and judge the current segment's count."""
+        snapshot = self.arm_snapshot
+        if snapshot is None:  # nothing armed in this segment: nothing could fire
+            reading = None
+            if self.worker is not None:
+                with contextlib.suppress(DeviceError, TimeoutError):
+                    reading = self.worker.call(lambda d: read_unit(d, None), 5.0)
+            source = "nothing was armed in this segment: the unit could not fire for it"
+            verdict = CountVerdict(
+                self.segment_delivered,
+                self.segment_delivered,
+                self.segment_delivered,
+                {"source": source, "last_confirmed": self.segment_delivered},
+            )
+            return verdict, reading
+        reading, why = self._read_after_end(snapshot)
+        verdict = judge_segment(
+            snapshot,
+            reading,
+            last_confirmed=0 if self._resume_with_start else self.segment_delivered,
+            reset_seen=self._reset_seen,
+            unreachable=why,
+        )
+        return verdict, reading
+
+    def _read_after_end(self, snapshot: ArmSnapshot) -> tuple[UnitReading | None, str | None]:
+        """The unit made safe and read: through the worker, else by reopening it (takeover)."""
+        if self.worker is not None and self.worker.alive:
+            try:
+                return self.worker.call(lambda d: read_unit(d, snapshot), 5.0), None
+            except (DeviceError, TimeoutError) as exc:
+                self._recorder.event(
+                    self.ctx, "device.read_after_end", {"ok": False, "message": str(exc)}
+                )
+                self._drop_worker()
+        if self._guards is None:
+            return None, "the link is lost and this console cannot reopen the unit"
+        errors: list[str] = []
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            try:
+                with self._guards.reopen_unit(self.ctx) as driver:
+                    reading = read_unit(driver, snapshot)
+            except Exception as exc:  # any failure to reopen is "unreachable", recorded
+                errors.append(f"{type(exc).__name__}: {exc}")
+                if attempt < RECONNECT_ATTEMPTS:
+                    time.sleep(RECONNECT_PAUSE_S)
+                continue
+            self._recorder.event(
+                self.ctx,
+                "device.reconnected",
+                {
+                    "attempt": attempt,
+                    "unit_state_found": reading.found.value,
+                    "unit_action": reading.action,
+                    "unit_state_left": reading.status.state.value,
+                    "delivered": reading.status.delivered,
+                },
+            )
+            return reading, None
+        self._recorder.event(self.ctx, "device.reconnect_failed", {"attempts": errors})
+        return None, f"{RECONNECT_ATTEMPTS} attempts to reopen it failed ({errors[-1]})"
+
+    def _shots_after(self, reading: UnitReading | None, evidence: dict[str, Any]) -> int | None:
+        """The applicator's real counter after the session, or None with the reason why it is
+        unknown in ``evidence`` (SES-APPL-1): never 0 for an applicator that is not there."""
+        before = self.applicator_before
+        if before is None or not before.present:
+            evidence["applicator_before_unknown"] = "no applicator was fitted when connecting"
+        last = self._last_shots
+        if last is not None:
+            evidence["applicator_last_reading"] = last
+            if before is not None and before.present:
+                evidence["applicator_delta_last_reading"] = last - before.shots_used
+        if reading is None:
+            evidence["applicator_after_unknown"] = "the unit could not be read after the end"
+            return None
+        now = reading.applicator
+        if not now.present:
+            evidence["applicator_after_unknown"] = (
+                "no applicator was fitted when the count was read (removed during the session): "
+                "its counter cannot be read now; the last reading is applicator_last_reading"
+            )
+            return None
+        if before is not None and before.present and now.serial != before.serial:
+            evidence["applicator_after_unknown"] = (
+                f"another applicator ({now.serial}) is fitted than the session's ({before.serial})"
+            )
+            return None
+        return now.shots_used
 
     # ------------------------------------------------------------------ messages from the unit
     def handle(self, message: WorkerMessage) -> None:
@@ -675,23 +1028,54 @@ class SessionWorkflow:
                 reason = message.reason if isinstance(message, LinkDown) else "device worker ended"
                 self._on_link_lost(reason)
 
+    def _track(self, status: DeviceStatus) -> None:
+        if status.uptime_s is not None:
+            self._last_uptime = status.uptime_s
+        if status.applicator_present and status.shots_used is not None:
+            self._last_shots = status.shots_used
+
+    def _reset_sign(self, status: DeviceStatus) -> str | None:
+        """Why ``status`` (fresh, in a live state) shows the unit reset, or None (SES-RESET-1)."""
+        if (
+            status.uptime_s is not None
+            and self._last_uptime is not None
+            and status.uptime_s < self._last_uptime
+        ):
+            return f"its uptime went back from {self._last_uptime} s to {status.uptime_s} s"
+        if status.state in (UnitState.IDLE, UnitState.READY):
+            return f"it reports {status.state.value} while the session is {self.state.value}"
+        return None
+
     def _on_status(self, status: DeviceStatus) -> None:
+        fresh = status.received_ns >= self._command_ns
+        if self.state in LIVE_STATES and fresh:
+            sign = self._reset_sign(status)
+            if sign is not None:
+                self.last_status = status
+                self._reset_detected(sign)
+                self._changed()
+                return
+        self._track(status)
         self.last_status = status
-        if self.state in (SessionState.DELIVERING, SessionState.PAUSED, SessionState.ARMED):
-            if not (self._resume_with_start and status.state is UnitState.IDLE):
-                self.segment_delivered = status.delivered
+        if self.state in LIVE_STATES and fresh:
+            self.segment_delivered = status.delivered
             if status.state is UnitState.FAULT:
                 self._device_fault(", ".join(status.faults) or "fault", status.delivered)
             elif status.state is UnitState.COMPLETE and self.state is SessionState.DELIVERING:
                 self._complete(status.delivered)
         self._changed()
 
+    def _reset_detected(self, sign: str) -> None:
+        self._reset_seen = f"unit reset seen during delivery: {sign}"
+        self.alarms.raise_alarm(
+            "device.reset",
+            AlarmPriority.HIGH,
+            f"Unit reset during delivery ({sign}). Delivery stopped; establishing the count.",
+        )
+        self._fault_end(Action.FAULT, f"unit reset during delivery: {sign}")
+
     def _on_event(self, event: DeviceEvent) -> None:
-        if event.kind is EventKind.FAULT and self.state in (
-            SessionState.ARMED,
-            SessionState.DELIVERING,
-            SessionState.PAUSED,
-        ):
+        if event.kind is EventKind.FAULT and self.state in LIVE_STATES:
             self._device_fault(event.text, None)
         elif event.kind is EventKind.COMPLETION and self.state is SessionState.DELIVERING:
             self._complete(event.data)
@@ -705,11 +1089,6 @@ class SessionWorkflow:
         self._finish(Action.COMPLETE)
 
     def _device_fault(self, cause: str, delivered: int | None) -> None:
-        if delivered is None and self.worker is not None:
-            try:
-                delivered = self.worker.call(lambda d: d.status(), 2.0).delivered
-            except (DeviceError, TimeoutError):
-                delivered = None
         if delivered is not None and not self._resume_with_start:
             self.segment_delivered = delivered
         if self._estop_pressed:
@@ -721,15 +1100,19 @@ class SessionWorkflow:
         )
         self._fault_end(Action.FAULT, f"device fault: {cause}")
 
+    def _drop_worker(self) -> None:
+        """Let go of a worker whose link is gone; its thread ends without waiting here."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            threading.Thread(target=worker.shutdown, name="worker-shutdown", daemon=True).start()
+
     def _on_link_lost(self, reason: str) -> None:
         if next_state(self.state, Action.FAULT) is None:
             return
         self.alarms.raise_alarm(
             "device.link_lost", AlarmPriority.HIGH, f"Link to the unit lost: {reason}"
         )
-        worker, self.worker = self.worker, None  # the record keeps the last reported count
-        if worker is not None:  # end its thread without waiting here (it closes a dead link)
-            threading.Thread(target=worker.shutdown, name="worker-shutdown", daemon=True).start()
+        self._drop_worker()  # the count is read after reconnecting (SES-COUNT-2)
         self._fault_end(Action.FAULT, f"link lost: {reason}")
 
     def check_worker(self, now_ns: int | None = None) -> bool:
@@ -760,6 +1143,14 @@ class SessionWorkflow:
     ) -> None:
         with self._lock:
             self._require(Action.DOCUMENT)
+            if self.count_status == "unconfirmed" and self.state is SessionState.FAULTED:
+                raise self._refuse(
+                    Action.DOCUMENT,
+                    [
+                        "the delivered count is unconfirmed: recover the session first "
+                        "(the unit is read again and the count established), then document it"
+                    ],
+                )
             problems = []
             for name, value in (("pain before", pain_before), ("pain after", pain_after)):
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:

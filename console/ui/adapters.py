@@ -67,6 +67,8 @@ def _user_errors(method: Callable[P, R]) -> Callable[P, R]:
 def _pulses_text(record: SessionRecord) -> str:
     target = (record.parameters or {}).get("pulses")
     delivered = record.delivered
+    if delivered is None and record.count_status == "unconfirmed":
+        return f"unconfirmed: {record.delivered_min:,}–{record.delivered_max:,}"
     if delivered is None:
         return "—"
     return f"{delivered:,} / {int(target):,}" if target is not None else f"{delivered:,}"
@@ -289,8 +291,14 @@ class ServicesBackend:
     @_user_errors
     def recover(self, user: UserView, session_id: str) -> str:
         outcome = self.services.recover(self._user(user), session_id)
+        count = (
+            f"{outcome.delivered:,} pulses delivered"
+            if outcome.delivered is not None
+            else f"the count UNCONFIRMED (between {outcome.delivered_min:,} and "
+            f"{outcome.delivered_max:,} pulses)"
+        )
         return (
-            f"Session recorded as interrupted with {outcome.delivered:,} pulses delivered; "
+            f"Session recorded as interrupted with {count}; "
             f"the unit was {outcome.unit_state_found}, action: {outcome.action_taken}, "
             f"now {outcome.unit_state_left}."
         )

@@ -55,9 +55,12 @@ def test_emergency_stop_allowed_wherever_a_unit_is_connected(state: SessionState
 
 @pytest.mark.req("SES-FLOW-1")
 def test_signed_is_final_and_ended_states_only_lead_to_documentation() -> None:
+    """Ended states lead to documentation; a faulted one also to recovery (its count may be
+    unconfirmed, SES-RECOVER-1)."""
     assert allowed_actions(S.SIGNED) == frozenset()
-    for state in ENDED_STATES:
+    for state in ENDED_STATES - {S.FAULTED}:
         assert allowed_actions(state) == {A.DOCUMENT}
+    assert allowed_actions(S.FAULTED) == {A.DOCUMENT, A.RECOVER}
 
 
 @pytest.mark.req("SES-FLOW-1")
