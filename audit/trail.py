@@ -161,6 +161,14 @@ class AuditTrail:
         finally:
             cursor.close()
 
+    def next_seq_in(self, session: Session) -> int:
+        """The seq the next ``append_in`` in this write transaction gets (writers are
+        serialised, so nobody else appends in between)."""
+        if not session.info.get(_WRITE_MARK):
+            raise AuditError("next_seq_in needs a transaction from AuditTrail.write()")
+        head = session.execute(text(self._head_sql)).first()
+        return 1 if head is None else int(head[0]) + 1
+
     @staticmethod
     def _prepare(
         actor: Actor, action: str, subject: Subject, data: Mapping[str, Any] | None
