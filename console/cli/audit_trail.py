@@ -9,9 +9,10 @@
 projection and compares it with every record table (users, patients, programmes and phases,
 sessions, signatures); it prints every problem with its seq (and type, id and field for the
 record) and exits 0 only when both the trail and the record verify. ``export --format records``
-writes the store's record rows (audit-format.md, "Record projection"). Without ``--public-key`` it trusts the keys registered
-in the database and this installation's own key; an auditor passes their own copy of the
-public key(s), which is what exposes a chain rebuilt and re-signed with another key. The
+writes the store's record rows (audit-format.md, "Record projection"). Without
+``--public-key`` it trusts the keys registered in the database and this installation's own
+key; an auditor passes their own copy of the public key(s), which is what exposes a chain
+rebuilt and re-signed with another key. The
 checkpoints this console signed are also compared with its witness file, and ``--anchor``
 compares with an earlier export: both reveal a truncated tail. Verification runs and exports are
 audited; with ``--as USER`` they are attributed to that user (role checked), otherwise to

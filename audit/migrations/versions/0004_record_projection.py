@@ -1,4 +1,4 @@
-"""The record projection: every existing record row stated once in the trail (``record.backfilled``).
+"""The record projection: each existing record row stated once in the trail (record.backfilled).
 
 Revision ID: 0004
 Revises: 0003
