@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import String, Table, cast, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from audit.canonical import canonical_json, to_json_value
 from audit.events import Actor, AuditEvent, Subject
@@ -125,7 +126,7 @@ def _ordered_rows(store: RecordStore, kind: str) -> Iterator[Any]:
     databases), streamed in batches."""
     table = RECORD_TABLES[kind]
     (key,) = table.primary_key.columns
-    as_text = cast(key, String)
+    as_text: ColumnElement[Any] = cast(key, String)
     if store.is_postgres:
         as_text = as_text.collate("C")
     query = select(table).order_by(as_text)
@@ -302,11 +303,12 @@ def replay_store(store: RecordStore) -> Replay:
     sql = "SELECT seq, data FROM audit_events ORDER BY seq"
     raw = store.engine.raw_connection()
     try:
-        cursor = (
-            raw.driver_connection.cursor(name="records_replay")
-            if store.is_postgres
-            else raw.cursor()
-        )
+        if store.is_postgres:  # a server-side cursor: rows arrive in batches
+            driver = raw.driver_connection
+            assert driver is not None
+            cursor = driver.cursor(name="records_replay")
+        else:
+            cursor = raw.cursor()
         try:
             cursor.execute(sql)
             while batch := cursor.fetchmany(5_000):

@@ -124,6 +124,7 @@ def make_older_database(tmp_path: Path, data: Path) -> Path:
 
 
 @pytest.mark.req("INST-FIRST-2")
+@pytest.mark.req("AUD-REC-5")
 def test_a_database_at_the_previous_schema_is_backed_up_then_migrated(
     tmp_path: Path, isolated_console: Path
 ) -> None:

@@ -68,7 +68,8 @@ class _Chain:
         self.workstation = workstation
         head = conn.execute(sa.text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
         row = head.first()
-        self.seq, self.hash = (0, "0" * 64) if row is None else (int(row[0]), row[1])
+        self.seq: int = 0 if row is None else int(row[0])
+        self.hash: str = "0" * 64 if row is None else str(row[1])
         self.unsigned = False
 
     def append(self, action: str, subject: tuple[str, str], data: dict[str, Any]) -> None:
