@@ -19,12 +19,14 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, Table, cast, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -121,25 +123,45 @@ def append_rows(
 
 
 # --------------------------------------------------------------------------- the store's rows
-def _ordered_rows(store: RecordStore, kind: str) -> Iterator[Any]:
+@contextmanager
+def snapshot(store: RecordStore) -> Iterator[Connection]:
+    """One read transaction that sees one state of the whole database (SQLite WAL: from its
+    first read; PostgreSQL: REPEATABLE READ), so the trail and the tables read in it belong
+    together even while consoles keep writing."""
+    with store.connection() as conn:
+        if store.is_postgres:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def _ordered_rows(conn: Connection, kind: str) -> Iterator[Any]:
     """The rows of one record type ordered by id as text (code-point order on both
     databases), streamed in batches."""
     table = RECORD_TABLES[kind]
     (key,) = table.primary_key.columns
     as_text: ColumnElement[Any] = cast(key, String)
-    if store.is_postgres:
+    if conn.dialect.name == "postgresql":
         as_text = as_text.collate("C")
     query = select(table).order_by(as_text)
-    with store.connection() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(query)
-        yield from result
+    yield from conn.execution_options(stream_results=True, yield_per=BATCH).execute(query)
+
+
+def records_in(conn: Connection) -> Iterator[dict[str, Any]]:
+    """Every record row, sorted by type then id (the export's order), read on ``conn``."""
+    for kind in sorted(RECORD_TABLES):
+        for row in _ordered_rows(conn, kind):
+            yield record_of(kind, row)
 
 
 def store_records(store: RecordStore) -> Iterator[dict[str, Any]]:
-    """Every record row of the store, sorted by type then id (the export's order)."""
-    for kind in sorted(RECORD_TABLES):
-        for row in _ordered_rows(store, kind):
-            yield record_of(kind, row)
+    """Every record row of the store, sorted by type then id, from one snapshot."""
+    with snapshot(store) as conn:
+        yield from records_in(conn)
+
+
+def _head_seq(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM audit_events").scalar_one())
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,23 +169,26 @@ class RecordsExport:
     path: Path
     records: int
     sha256: str
+    last_seq: int  # the trail's head in the same snapshot: the record is the replay up to it
 
 
 def export_records(store: RecordStore, out: Path) -> RecordsExport:
     """Write the store's rows as ``{"type", "id", "fields"}`` lines (the format's records
-    export), through a temporary file renamed at the end."""
+    export), through a temporary file renamed at the end. ``last_seq``: the record is the
+    trail's replay up to that seq (a trail exported later holds more events)."""
     out = Path(out)
     tmp = out.with_name(f".{out.name}.partial")
     digest = hashlib.sha256()
     count = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        for record in store_records(store):
+    with snapshot(store) as conn, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        last_seq = _head_seq(conn)
+        for record in records_in(conn):
             line = canonical_json(record) + "\n"
             digest.update(line.encode("utf-8"))
             handle.write(line)
             count += 1
     tmp.replace(out)
-    return RecordsExport(out, count, digest.hexdigest())
+    return RecordsExport(out, count, digest.hexdigest(), last_seq)
 
 
 # --------------------------------------------------------------------------- verification
@@ -295,37 +320,33 @@ class Replay:
             self.performed.setdefault(target, set()).add(seq)
 
 
-def replay_store(store: RecordStore) -> Replay:
-    """Replay the record objects of the store's trail (streamed; events without a record are
-    skipped on a substring test before any JSON is parsed)."""
+def replay_in(conn: Connection) -> Replay:
+    """Replay the record objects of the trail read on ``conn`` (streamed; events without a
+    record are skipped on a substring test before any JSON is parsed)."""
     replay = Replay()
     marker = '"record":'
     sql = "SELECT seq, data FROM audit_events ORDER BY seq"
-    raw = store.engine.raw_connection()
+    raw = conn.connection
+    if conn.dialect.name == "postgresql":  # a server-side cursor: rows arrive in batches
+        driver = raw.driver_connection
+        assert driver is not None
+        cursor = driver.cursor(name="records_replay")
+    else:
+        cursor = raw.cursor()
     try:
-        if store.is_postgres:  # a server-side cursor: rows arrive in batches
-            driver = raw.driver_connection
-            assert driver is not None
-            cursor = driver.cursor(name="records_replay")
-        else:
-            cursor = raw.cursor()
-        try:
-            cursor.execute(sql)
-            while batch := cursor.fetchmany(5_000):
-                for seq, data_text in batch:
-                    if marker not in data_text:
-                        continue
-                    try:
-                        data = json.loads(data_text)
-                    except ValueError:
-                        continue  # the trail check reports it
-                    if isinstance(data, dict) and "record" in data:
-                        replay.add(int(seq), data)
-        finally:
-            cursor.close()
-        raw.rollback()
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(5_000):
+            for seq, data_text in batch:
+                if marker not in data_text:
+                    continue
+                try:
+                    data = json.loads(data_text)
+                except ValueError:
+                    continue  # the trail check reports it
+                if isinstance(data, dict) and "record" in data:
+                    replay.add(int(seq), data)
     finally:
-        raw.close()
+        cursor.close()
     return replay
 
 
@@ -375,10 +396,11 @@ def compare(
 def verify_records(store: RecordStore) -> RecordReport:
     """Replay the trail's record objects and compare them with every record table."""
     started = time.perf_counter()
-    replay = replay_store(store)
-    replayed = time.perf_counter()
-    events, problems = replay.events, list(replay.problems)
-    count, differences = compare(replay, store_records(store))
+    with snapshot(store) as conn:
+        replay = replay_in(conn)
+        replayed = time.perf_counter()
+        events, problems = replay.events, list(replay.problems)
+        count, differences = compare(replay, records_in(conn))
     problems.extend(differences)
     problems.sort(key=lambda p: (p.seq, p.type, p.id, p.field or "", p.kind))
     return RecordReport(

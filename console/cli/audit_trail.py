@@ -177,6 +177,7 @@ def _export_records(records: Records, args: argparse.Namespace) -> int:
             {
                 "format": "records",
                 "records": result.records,
+                "last_seq": result.last_seq,
                 "file_name": result.path.name,
                 "file_sha256": result.sha256,
                 **note,
@@ -186,7 +187,10 @@ def _export_records(records: Records, args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write {args.out}: {exc}", EXIT_FAILURE) from exc
     finally:
         records.close()
-    print(f"exported {result.records} record rows to {result.path}; sha256 {result.sha256}")
+    print(
+        f"exported {result.records} record rows (the trail's record up to seq "
+        f"{result.last_seq}) to {result.path}; sha256 {result.sha256}"
+    )
     return EXIT_OK
 
 

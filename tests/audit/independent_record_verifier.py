@@ -5,10 +5,11 @@ It imports nothing from the console, only the standard library, as an auditor wo
 the record against the trail; that the trail itself verifies (hashes, links, signed
 checkpoints) is ``independent_verifier.py``'s job, run first. Usage:
 
-    python independent_record_verifier.py TRAIL.jsonl RECORDS.jsonl
+    python independent_record_verifier.py TRAIL.jsonl RECORDS.jsonl [UPTO_SEQ]
 
-Exit 0 when the record verifies; every problem is printed as
-``seq N: TYPE ID [field F]: why`` (seq 0: no event of the trail set the row).
+``UPTO_SEQ``: replay only the events up to that seq (a records export states the record as of
+a seq; a trail exported later holds more events). Exit 0 when the record verifies; every
+problem is printed as ``seq N: TYPE ID [field F]: why`` (seq 0: no event of the trail set the row).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _changed(old: dict, new: dict) -> str:
     return ",".join(sorted(k for k in set(old) | set(new) if old.get(k, ...) != new.get(k, ...)))
 
 
-def replay(trail_lines: list[str]) -> tuple[dict, list[Problem]]:
+def replay(trail_lines: list[str], upto: int | None = None) -> tuple[dict, list[Problem]]:
     """Replay every ``data.record`` in seq order: {(type, id): (fields, seq)} and problems."""
     problems: list[Problem] = []
     events = []
@@ -55,7 +56,8 @@ def replay(trail_lines: list[str]) -> tuple[dict, list[Problem]]:
         except _Float as found:
             problems.append((0, "?", "?", None, f"trail line {number}: float {found}"))
             continue
-        events.append(event)
+        if upto is None or event["seq"] <= upto:
+            events.append(event)
     events.sort(key=lambda e: e["seq"])
     current: dict[tuple[str, str], tuple[dict, int]] = {}
     performed: dict[tuple[str, str], set[int]] = {}
@@ -109,9 +111,11 @@ def replay(trail_lines: list[str]) -> tuple[dict, list[Problem]]:
     return current, problems
 
 
-def verify(trail_lines: list[str], record_lines: list[str]) -> list[Problem]:
+def verify(
+    trail_lines: list[str], record_lines: list[str], upto: int | None = None
+) -> list[Problem]:
     """All problems; an empty list means the record verifies against the trail."""
-    current, problems = replay(trail_lines)
+    current, problems = replay(trail_lines, upto)
     previous: tuple[str, str] | None = None
     for number, line in enumerate(record_lines, 1):
         if not line.strip():
@@ -141,18 +145,23 @@ def verify(trail_lines: list[str], record_lines: list[str]) -> list[Problem]:
     return problems
 
 
-def verify_files(trail: Path, records: Path) -> list[Problem]:
+def verify_files(trail: Path, records: Path, upto: int | None = None) -> list[Problem]:
     return verify(
         trail.read_text(encoding="utf-8").splitlines(),
         records.read_text(encoding="utf-8").splitlines(),
+        upto,
     )
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: independent_record_verifier.py TRAIL.jsonl RECORDS.jsonl", file=sys.stderr)
+    if len(argv) not in (2, 3) or (len(argv) == 3 and not argv[2].isdigit()):
+        print(
+            "usage: independent_record_verifier.py TRAIL.jsonl RECORDS.jsonl [UPTO_SEQ]",
+            file=sys.stderr,
+        )
         return 2
-    problems = verify_files(Path(argv[0]), Path(argv[1]))
+    upto = int(argv[2]) if len(argv) == 3 else None
+    problems = verify_files(Path(argv[0]), Path(argv[1]), upto)
     for seq, kind, rid, field, why in problems:
         where = f"{kind} {rid}" + (f" field {field}" if field else "")
         print(f"seq {seq}: {where}: {why}")

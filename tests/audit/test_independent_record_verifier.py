@@ -15,8 +15,9 @@ from audit import AuditTrail, CheckpointSigner, open_store
 from audit.export import export_trail
 from audit.migrate import upgrade
 from audit.records import export_records
+from audit.sessions import SessionBook
 from tests.audit import independent_record_verifier, independent_verifier
-from tests.audit.helpers import ADMIN, WORKSTATION, attacker_sql, clinic_record
+from tests.audit.helpers import ADMIN, THERAPIST, WORKSTATION, attacker_sql, clinic_record
 from tests.audit.test_record_backfill import older_clinic
 
 pytestmark = pytest.mark.req("AUD-REC-6")
@@ -33,9 +34,9 @@ def _exports(trail: AuditTrail, tmp_path: Path) -> tuple[Path, Path]:
     return out, records
 
 
-def _run(trail: Path, records: Path) -> subprocess.CompletedProcess[str]:
+def _run(trail: Path, records: Path, *more: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(VERIFIER), str(trail), str(records)],
+        [sys.executable, str(VERIFIER), str(trail), str(records), *more],
         capture_output=True,
         text=True,
         timeout=60,
@@ -124,3 +125,24 @@ def test_the_independent_verifier_agrees_with_ours_on_a_tampered_store(
     out, records = _exports(trail, tmp_path)
     problems = independent_record_verifier.verify_files(out, records)
     assert [(p[1], p[2], p[3]) for p in problems] == [("signature", ids["signature"], "record_id")]
+
+
+def test_a_records_export_verifies_against_a_later_trail_up_to_its_seq(
+    trail: AuditTrail, tmp_path: Path
+) -> None:
+    """The records export states the record as of a seq; the clinic goes on working before
+    the trail is exported."""
+    ids = clinic_record(trail)
+    records = tmp_path / "records.jsonl"
+    exported = export_records(trail.store, records)
+    SessionBook(trail).update(THERAPIST, ids["open_session"], {"notes": "later note"})
+    out = tmp_path / "trail.jsonl"
+    export_trail(trail, ADMIN, "jsonl", out)
+    assert independent_record_verifier.verify_files(out, records, exported.last_seq) == []
+    later = independent_record_verifier.verify_files(out, records)
+    assert {(p[1], p[2], p[3]) for p in later} == {
+        ("session", ids["open_session"], "notes"),
+        ("session", ids["open_session"], "updated_at"),
+    }
+    result = _run(out, records, str(exported.last_seq))
+    assert result.returncode == 0 and result.stdout.strip() == "VERIFIED"

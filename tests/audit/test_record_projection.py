@@ -368,3 +368,41 @@ def test_backfill_action_is_reserved_for_the_migration(
             f"SELECT count(*) FROM audit_events WHERE action = '{BACKFILL_ACTION}'"
         ).scalar()
     assert count == 0  # a fresh database has nothing to backfill: rows carry their records
+
+
+@pytest.mark.req("AUD-REC-2")
+def test_verification_while_a_console_keeps_writing_raises_no_false_alarm(
+    clinic: dict[str, str], store: RecordStore, trail: AuditTrail
+) -> None:
+    """The replay and the tables are read in one snapshot: rows written meanwhile are neither
+    extra nor different."""
+    import threading
+    from datetime import date
+
+    from audit.patients import PatientRegistry
+
+    stop = threading.Event()
+    written = []
+    failures: list[BaseException] = []
+
+    def console() -> None:
+        book, patients = SessionBook(trail), PatientRegistry(trail)
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+                book.update(THERAPIST, clinic["open_session"], {"notes": f"note {n}"})
+                written.append(patients.create(THERAPIST, f"KN-L{n:04d}", date(1980, 1, 1)))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=console)
+    thread.start()
+    try:
+        reports = [verify_records(store) for _ in range(8)]
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not failures and written
+    assert all(r.ok for r in reports), [str(p) for r in reports for p in r.problems]
+    assert verify_records(store).ok
