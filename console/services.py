@@ -426,23 +426,16 @@ class _Guards:
         return None
 
     def unit_problem(self, ctx: SessionContext, device_serial: str) -> str | None:
-        book = self._services.sessions
         others = [
             r
-            for r in [*book.count_pending(device_serial), *book.unfinished()]
-            if r.session_id != ctx.session_id and r.device_serial == device_serial
+            for r in self._services.sessions.count_pending(device_serial)
+            if r.session_id != ctx.session_id
         ]
         if not others:
             return None
-        record = others[0]
-        what = (
-            "is unconfirmed"
-            if record.count_status == "unconfirmed"
-            else f"is not established (left {record.state})"
-        )
         return (
-            f"unit {device_serial}: the delivered count of session {record.session_id} {what}; "
-            "recover that session first (therapy-console session recover)"
+            f"unit {device_serial}: the delivered count of session {others[0].session_id} is "
+            "unconfirmed; recover that session first (therapy-console session recover)"
         )
 
     def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:

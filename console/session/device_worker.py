@@ -6,7 +6,9 @@ ticks, arrive as messages through ``outbox`` (a thread-safe callable: ``queue.Qu
 CLI, a Qt signal emit in the GUI). The emergency stop has its own thread so it never waits
 behind a queued or blocking command. When ``poll_status_after_s`` is set and no status has come
 from the unit for that long, the worker reads one itself and passes it on: a unit that reset
-stops streaming, and its silence must not hide the reset (SES-RESET-1).
+stops streaming, and its silence must not hide the reset (SES-RESET-1). When those reads fail
+too for ``link_silence_s``, the link is reported lost (``LinkDown``): a unit no longer heard
+(garbled or black-holed link) is a lost link, whatever the socket says (SES-COUNT-2).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from device_drivers.errors import DeviceError, LinkLost
-from device_drivers.interface import DeviceMessage, DeviceStatus, TherapyDevice
+from device_drivers.interface import DeviceMessage, DeviceStatus, LinkDown, TherapyDevice
 
 T = TypeVar("T")
 
@@ -43,6 +45,7 @@ WorkerMessage = DeviceMessage | WorkerAlive | WorkerStopped
 Outbox = Callable[[WorkerMessage], None]
 
 _SHUTDOWN = object()
+_Job = tuple[Callable[[TherapyDevice], Any], Future[Any]]
 
 
 class DeviceWorker:
@@ -72,7 +75,9 @@ class DeviceWorker:
         )
         self.last_alive_ns = time.monotonic_ns()
         self.poll_status_after_s: float | None = None
+        self.link_silence_s: float | None = None
         self._last_status_s = time.monotonic()
+        self._silence_reported = False
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> Future[TherapyDevice]:
@@ -147,8 +152,13 @@ class DeviceWorker:
             return
         try:
             status = driver.status()
-        except DeviceError:
-            return  # a lost link is reported by the driver itself
+        except DeviceError as exc:
+            silent = now - self._last_status_s
+            limit = self.link_silence_s
+            if limit is not None and silent > limit and not self._silence_reported:
+                self._silence_reported = True
+                self._outbox(LinkDown(f"the unit has not been heard for {silent:.1f} s ({exc})"))
+            return
         self._relay(status)
 
     def _serve(self, driver: TherapyDevice) -> None:
@@ -166,7 +176,7 @@ class DeviceWorker:
                 continue
             if item is _SHUTDOWN:
                 return
-            command, future = item  # type: ignore[misc]
+            command, future = cast(_Job, item)
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -208,6 +218,6 @@ class DeviceWorker:
             except queue.Empty:
                 return
             if item is not _SHUTDOWN:
-                _, future = item  # type: ignore[misc]
+                _, future = cast(_Job, item)
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)

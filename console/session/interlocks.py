@@ -66,7 +66,9 @@ def parameters_interlock(
     confirmed: PlannedParameters | None,
 ) -> Interlock:
     """The parameters about to be used are the ones validated and confirmed (SES-ARM-6)."""
-    if plan is None or plan != validated:
+    if plan is None or validated is None:
+        return Interlock("PARAMETERS_UNCHANGED", False, "no validated parameters yet")
+    if plan != validated:
         return Interlock(
             "PARAMETERS_UNCHANGED", False, "the parameters changed since they were validated"
         )

@@ -97,6 +97,8 @@ DEVICE_CALL_TIMEOUT_S = 10.0
 #: The worker reads the status itself when the unit's stream has been silent this long (wall s):
 #: a unit that reset stops streaming, and a reset must be seen within a second (SES-RESET-1).
 STATUS_SILENCE_S = 0.25
+#: A unit not heard at all (no status, status reads failing) this long has lost its link (wall s).
+LINK_SILENCE_S = 1.0
 #: After a lost link: this many attempts to reopen the unit, this far apart (wall seconds).
 RECONNECT_ATTEMPTS = 3
 RECONNECT_PAUSE_S = 0.3
@@ -543,6 +545,7 @@ class SessionWorkflow:
                 worker.shutdown()
                 raise
             worker.poll_status_after_s = STATUS_SILENCE_S
+            worker.link_silence_s = LINK_SILENCE_S
             self.worker = worker
             self.identity, self.envelope, self.applicator_before = identity, envelope, applicator
             self.last_status = status

@@ -152,19 +152,32 @@ def test_link_cut_mid_delivery_reconnects_stops_the_unit_and_records_its_count(
 
 
 @pytest.mark.req("SES-CMD-1")
+@pytest.mark.parametrize(
+    ("modality", "command", "times"), [("epat", "START", 3), ("emtt", "SESS:STAR", 3)]
+)
 def test_lost_start_reply_follows_the_unit_into_delivery_and_stop_works(
+    modality: str,
+    command: str,
+    times: int,
     pump: Pump,
     services: ConsoleServices,
     therapist,
     patient_id: str,
     epat_sim: tuple[EpatSimulator, str],
+    emtt_sim: tuple[EmttSimulator, str],
 ) -> None:
     """Defect: a lost START reply left the workflow "armed" while the unit delivered the whole
-    dose; pause, stop and abort were refused."""
-    sim = epat_sim[0]
-    workflow = connected_session(services, therapist, patient_id, pump)
+    dose; pause, stop and abort were refused. (EPAT: the reply to START and both retries lost,
+    so the host times out; EMTT: the answers confirming SESS:STAR lost.)"""
+    sim = _sim(modality, epat_sim, emtt_sim)
+    if modality == "epat":
+        workflow = connected_session(services, therapist, patient_id, pump)
+    else:
+        workflow = connected_session(
+            services, therapist, patient_id, pump, "knee-tendon-emtt", SHORT_EMTT_PLAN
+        )
     workflow.arm()
-    sim.drop_reply_to("START", times=3)  # the first frame and both retries: the host times out
+    sim.drop_reply_to(command, times=times)
     workflow.start()
     assert workflow.state is S.DELIVERING
     pump.until(workflow, lambda: workflow.delivered >= 50)
@@ -173,12 +186,14 @@ def test_lost_start_reply_follows_the_unit_into_delivery_and_stop_works(
     record = services.sessions.load(workflow.ctx.session_id)
     assert record.state == "stopped" and record.count_status == "confirmed"
     assert record.delivered == fired < 600
-    follow = [
-        e.data
-        for e in services.sessions.events(workflow.ctx.session_id)
-        if e.action == "device.state_after_failure"
-    ]
-    assert follow and follow[0]["command"] == "start" and follow[0]["unit_state"] == "DELIVERING"
+    if modality == "epat":  # the driver timed out: the workflow read the unit and followed it
+        follow = [
+            e.data
+            for e in services.sessions.events(workflow.ctx.session_id)
+            if e.action == "device.state_after_failure"
+        ]
+        assert follow and follow[0]["command"] == "start"
+        assert follow[0]["unit_state"] == "DELIVERING"
 
 
 def _end_programme(services: ConsoleServices, therapist, patient_id: str) -> None:
@@ -480,3 +495,32 @@ def test_unreachable_unit_fails_fast_with_the_drivers_one_line_error(
     assert time.monotonic() - began < 3.0
     assert str(raised.value) and "\n" not in str(raised.value)
     assert workflow.state is S.PLANNED
+
+
+@pytest.mark.req("SES-COUNT-2")
+def test_garbled_link_mid_delivery_is_a_lost_link_and_the_count_is_unconfirmed_until_recovered(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect: under corrupt/blackhole faults the session stayed "delivering" while it heard
+    nothing, or recorded a stale count as final. A unit no longer heard is a lost link: the
+    console lets go (so the unit's watchdog stops it), cannot reopen it, and records the count
+    unconfirmed with bounds; recovery once the link is good records the unit's count."""
+    sim = epat_sim[0]
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 100)
+    sim.set_corrupt_fraction(1.0)  # every frame from the unit garbled: nothing is heard
+    pump.until(workflow, lambda: workflow.state is S.FAULTED, timeout_s=10.0)
+    fired = _settled_total(sim)  # the unit stopped: nobody keeps it firing
+    sim.set_corrupt_fraction(0.0)
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.count_status == "unconfirmed" and record.delivered is None
+    assert record.delivered_min is not None and record.delivered_max is not None
+    assert record.delivered_min <= fired <= record.delivered_max
+    outcome = services.recover(therapist, workflow.ctx.session_id)
+    assert outcome.count_status == "confirmed" and outcome.delivered == fired
