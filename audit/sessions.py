@@ -383,8 +383,11 @@ class SessionBook:
         self, actor: Actor, session_id: str, action: str, data: Mapping[str, Any] | None = None
     ) -> int:
         """Something that happened in the session (a device command and its result, a
-        screening decision, an alarm …); returns the audit seq."""
+        screening decision, an alarm …); returns the audit seq. Changes no row, so ``record``
+        (a row's projection) is refused in its data."""
         payload = to_json_value(dict(data or {}), "data")
+        if "record" in payload:
+            raise AuditDataError("'record' is reserved for the row a change writes")
         with self.trail.write() as session:
             self._load(session, session_id)
             event = self.trail.append_in(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from audit import AuditTrail, CheckpointSigner, RecordStore, Subject, open_store
+from audit.errors import AuditDataError
 from audit.records import (
     BACKFILL_ACTION,
     RECORD_TABLES,
@@ -238,7 +239,10 @@ def test_a_signed_record_changed_without_an_amendment_is_reported(
         data.update(amends=signature_seq - 1, reason="tidying up the record")
     elif how == "amendment_without_reason":
         data.update(amends=signature_seq)
-    event = trail.append(THERAPIST, "session.updated", Subject("session", sid), data)
+    with trail.write() as session:  # the append path a change of the row uses
+        event = trail.append_in(
+            session, THERAPIST, "session.updated", Subject("session", sid), data
+        )
     attacker_sql(store, [("UPDATE treatment_sessions SET pain_after = 0 WHERE id = %s", [sid])])
     assert problems_of(store) == {("signed_changed", "session", sid, "pain_after", event.seq)}
 
@@ -278,12 +282,14 @@ def test_a_signature_whose_content_hash_does_not_match_the_record_is_reported(
         "audit_seq": trail.head().seq + 1,  # type: ignore[union-attr]
         "record_hash": None,
     }
-    event = trail.append(
-        THERAPIST,
-        "session.signed",
-        Subject("session", sid),
-        {"record": {"type": "signature", "id": "99", "fields": forged}},
-    )
+    with trail.write() as session:
+        event = trail.append_in(
+            session,
+            THERAPIST,
+            "session.signed",
+            Subject("session", sid),
+            {"record": {"type": "signature", "id": "99", "fields": forged}},
+        )
     found = problems_of(store)
     assert ("signature_hash", "signature", "99", "content_hash", event.seq) in found
     assert ("missing_row", "signature", "99", None, event.seq) in found
@@ -357,6 +363,17 @@ def test_audit_verify_on_the_command_line_fails_on_a_plain_update_naming_the_row
         monkeypatch,
     )
     assert code == 0 and (home / "r2.jsonl").read_text(encoding="utf-8") != exported
+
+
+@pytest.mark.req("AUD-REC-1")
+def test_record_is_refused_in_events_that_change_no_row(
+    clinic: dict[str, str], trail: AuditTrail
+) -> None:
+    fake = {"record": {"type": "patient", "id": clinic["patient"], "fields": {}}}
+    with pytest.raises(AuditDataError, match="reserved"):
+        trail.append(THERAPIST, "patient.viewed", Subject("patient", clinic["patient"]), fake)
+    with pytest.raises(AuditDataError, match="reserved"):
+        SessionBook(trail).record_event(THERAPIST, clinic["session"], "device.arm", fake)
 
 
 @pytest.mark.req("AUD-REC-1")
