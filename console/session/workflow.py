@@ -237,6 +237,7 @@ class SessionWorkflow:
         self._last_uptime: int | None = None
         self._last_shots: int | None = None  # applicator counter in the last status
         self._command_ns = 0  # when the last device command returned (older statuses are stale)
+        self._status_ns = 0  # when the newest status handled was read
         self._reset_seen: str | None = None
         self._resume_with_start = False  # after titration the unit waits ARMED, not PAUSED
         self._estop_pressed = False
@@ -1050,6 +1051,9 @@ class SessionWorkflow:
         return None
 
     def _on_status(self, status: DeviceStatus) -> None:
+        if status.received_ns < self._status_ns:
+            return  # read before one already handled (stream and poll can cross): stale
+        self._status_ns = status.received_ns
         fresh = status.received_ns >= self._command_ns
         if self.state in LIVE_STATES and fresh:
             sign = self._reset_sign(status)
