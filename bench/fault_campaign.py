@@ -82,6 +82,8 @@ PROGRAMME = "knee-load-sharing"
 PROTOCOLS = {"epat": "knee-pt-epat", "emtt": "knee-oa-emtt"}
 FREQUENCY_HZ = {"epat": Decimal("10.0"), "emtt": Decimal("8.0")}
 WATCHDOG_SIM_S = {"epat": 0.5, "emtt": 1.0}  # the ICDs' watchdog periods (simulated seconds)
+#: Wall seconds a session may take beyond twice its delivery time before it counts as a hang.
+SETUP_S = 10.0
 
 #: Faults injected into a session driven in this process.
 UNIT_FAULTS = (
@@ -606,7 +608,7 @@ class Campaign:
         supervision_ref.append(supervision)
         plan = self.plan(room.modality, result.pulses)
         patient = self.new_patient(room)
-        deadline_s = 25.0 + 2.5 * self.delivery_wall_s(room.modality, result.pulses)
+        deadline_s = SETUP_S + 2.0 * self.delivery_wall_s(room.modality, result.pulses)
         injector = Injector(self, room, unit, supervision, faults, result, holder)
         session_done = threading.Event()
         errors: list[str] = []
@@ -620,9 +622,9 @@ class Campaign:
         driver = threading.Thread(target=drive, name="campaign-session", daemon=True)
         driver.start()
         injector.start()
-        if not session_done.wait(deadline_s + 15.0):
+        if not session_done.wait(deadline_s + 20.0):
             result.hang = True
-            result.note(f"hang: the session thread did not return in {deadline_s + 15:.0f} s")
+            result.note(f"hang: the session thread did not return in {deadline_s + 20:.0f} s")
             self._rescue(holder)
         injector.finish()
         supervision.lose("the session ended")
@@ -934,7 +936,7 @@ class Campaign:
             self.plan(room.modality, result.pulses),
             injector,
             holder,
-            25.0 + 2.5 * self.delivery_wall_s(room.modality, result.pulses),
+            SETUP_S + 2.0 * self.delivery_wall_s(room.modality, result.pulses),
             other,
             errors,
         )
