@@ -31,6 +31,7 @@ At the end ``therapy-console audit verify`` checks the record's trail. Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -454,6 +455,11 @@ class Campaign:
         self._patient = 0
         self.screening_file = folder / "screening.json"
         self.screening_file.write_text(json.dumps(CLEAN_ANSWERS), encoding="utf-8")
+        # Long-lived threads, as the GUI has (its session executor and emergency-stop thread):
+        # the record store keeps one SQLite connection per thread that writes.
+        self.session_lane = _lane("campaign-session")
+        self.estop_lane = _lane("campaign-estop")
+        self.current: RunResult | None = None
         self._previous_hook = threading.excepthook
         threading.excepthook = self._thread_died
 
@@ -463,7 +469,11 @@ class Campaign:
             traceback.format_exception(hook.exc_type, hook.exc_value, hook.exc_traceback)
         )
         name = hook.thread.name if hook.thread is not None else "?"
-        self.thread_tracebacks.append(f"thread {name}: {text.strip().splitlines()[-1]}")
+        line = f"thread {name}: {text.strip().splitlines()[-1]}"
+        if self.current is not None:
+            self.current.tracebacks.append(line)
+        else:
+            self.thread_tracebacks.append(line)
         self._previous_hook(hook)
 
     def _config(self, name: str, link: str, modality: str, first: bool) -> ConsoleConfig:
@@ -579,6 +589,7 @@ class Campaign:
             pulses = self.rng.randint(low, high)
             room = self.room(self.room_for(modality, faults))
             result = RunResult(index, modality, room.name, [], pulses)
+            self.current = result
             started = time.monotonic()
             try:
                 if faults[0] in CLI_SCENARIOS:
@@ -589,6 +600,7 @@ class Campaign:
                 result.tracebacks.append(f"campaign: {type(exc).__name__}: {exc}")
                 result.note("".join(traceback.format_exc()).strip().splitlines()[-1])
             result.wall_s = round(time.monotonic() - started, 2)
+            self.current = None
             self.results.append(result)
             if not self.args.quiet:
                 print(_one_line(result), file=sys.stderr, flush=True)
@@ -610,21 +622,17 @@ class Campaign:
         patient = self.new_patient(room)
         deadline_s = SETUP_S + 2.0 * self.delivery_wall_s(room.modality, result.pulses)
         injector = Injector(self, room, unit, supervision, faults, result, holder)
-        session_done = threading.Event()
         errors: list[str] = []
-
-        def drive() -> None:
-            try:
-                self._drive(room, patient, plan, injector, holder, deadline_s, result, errors)
-            finally:
-                session_done.set()
-
-        driver = threading.Thread(target=drive, name="campaign-session", daemon=True)
-        driver.start()
+        done = self.session_lane.submit(
+            self._drive, room, patient, plan, injector, holder, deadline_s, result, errors
+        )
         injector.start()
-        if not session_done.wait(deadline_s + 20.0):
+        try:
+            done.result(deadline_s + 20.0)
+        except concurrent.futures.TimeoutError:
             result.hang = True
             result.note(f"hang: the session thread did not return in {deadline_s + 20:.0f} s")
+            self.session_lane = _lane("campaign-session")  # the stuck one is left behind
             self._rescue(holder)
         injector.finish()
         supervision.lose("the session ended")
@@ -635,17 +643,30 @@ class Campaign:
         if workflow is not None:
             with contextlib.suppress(Exception):
                 workflow.close()
+        result.truth = fired
+        supervision.check(result, fired)
+        if workflow is not None:
+            self.judge(room, workflow.ctx.session_id, fired, result)
+            self._recover_left_open(room, workflow.ctx.session_id, result)
+        else:
+            result.note("no session was begun")
         if follower is not None:
             follower.stop()
         if room.proxy is not None:
             room.proxy.drop_all()
         unit.close()
-        result.truth = fired
-        supervision.check(result, fired)
-        if workflow is not None:
-            self.judge(room, workflow.ctx.session_id, fired, result)
-        else:
-            result.note("no session was begun")
+
+    def _recover_left_open(self, room: Room, session_id: str, result: RunResult) -> None:
+        """A session the run left open is recovered now, as the clinic would do next, so no
+        later run (or ``session recover``) trips over it; the outcome goes with the run."""
+        record = room.services.sessions.load(session_id)
+        if record.state not in {s.value for s in UNFINISHED_STATES}:
+            return
+        try:
+            outcome = room.services.recover(room.user, session_id)
+            result.note(f"recovered afterwards: {outcome.delivered} pulses")
+        except Exception as exc:
+            result.note(f"could not recover afterwards: {_short(exc)}")
 
     def _drive(
         self,
@@ -718,11 +739,12 @@ class Campaign:
         workflow: SessionWorkflow | None = holder.get("workflow")
         if workflow is None:
             return
-        thread = threading.Thread(
-            target=lambda: _quietly(workflow.emergency_stop), name="rescue-estop", daemon=True
-        )
-        thread.start()
-        thread.join(12.0)
+        with contextlib.suppress(Exception):
+            self.estop_lane.submit(workflow.emergency_stop).result(15.0)
+
+    def press_emergency_stop(self, workflow: SessionWorkflow) -> None:
+        """The GUI's way: its one long-lived emergency-stop thread calls the workflow."""
+        self.estop_lane.submit(workflow.emergency_stop).result(15.0)
 
     def _settle(self, unit: Unit, result: RunResult) -> None:
         """Let a unit that still fires on its own show it: wait while it stays watched."""
@@ -1099,8 +1121,8 @@ class Injector:
                 sim.set_field_deviation(30.0)
         elif kind == "estop":
             workflow = self.holder.get("workflow")
-            if workflow is not None:  # the GUI's emergency-stop thread does exactly this
-                workflow.emergency_stop()
+            if workflow is not None:
+                self.campaign.press_emergency_stop(workflow)
         elif kind == "second_host":
             self._second_host(fault)
 
@@ -1151,6 +1173,36 @@ def _is_refusal(error: str) -> bool:
     return error.startswith(("TransitionRefused", "PatientHasUnfinished", "PermissionDenied")) or (
         "Refus" in error.split(":")[0] or "Unconfirmed" in error.split(":")[0]
     )
+
+
+class _Lane:
+    """One long-lived daemon thread running submitted calls in order (a stuck call never
+    blocks the interpreter's exit, unlike a ThreadPoolExecutor's worker)."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
+            queue.Queue()
+        )
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._calls.put((lambda: call(*args), future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            call, future = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+def _lane(name: str) -> _Lane:
+    return _Lane(name)
 
 
 def _tcp_address(server: Any) -> tuple[str, int]:
