@@ -557,7 +557,8 @@ class Campaign:
     def schedule(self) -> list[tuple[str, list[str]]]:
         """(modality, faults) per run: every (modality, fault) pair once, then at random."""
         modalities = [m.strip() for m in self.args.modalities.split(",") if m.strip()]
-        pairs = [(m, k) for m in modalities for k in FAULT_KINDS]
+        kinds = self.args.faults or FAULT_KINDS
+        pairs = [(m, k) for m in modalities for k in kinds]
         self.rng.shuffle(pairs)
         runs: list[tuple[str, list[str]]] = []
         for i in range(self.args.sessions):
@@ -566,7 +567,7 @@ class Campaign:
                 if i < len(pairs)
                 else (
                     self.rng.choice(modalities),
-                    self.rng.choice(FAULT_KINDS),
+                    self.rng.choice(kinds),
                 )
             )
             faults = [kind]
@@ -769,7 +770,7 @@ class Campaign:
             result.unconfirmed = True
             result.bounds = [low, high]
             evidence = getattr(record, "count_evidence", None) or {}
-            why = evidence.get("why") or evidence.get("reason") or evidence
+            why = evidence.get("why_unconfirmed") or evidence.get("why") or evidence
             result.note(f"unconfirmed {low}..{high}: {why}")
             if low is None or high is None or not low <= truth <= high:
                 result.mismatch = True
@@ -1145,7 +1146,7 @@ class Injector:
             self.supervision.lose("a second host opened the unit's port")
         try:
             fault["second_host"] = f"connected; saw {driver.status().state.value}"
-            self._hold(self.campaign.rng.uniform(0.3, 1.0))
+            self._hold(self.campaign.rng.uniform(1.0, 2.5))  # stays, as a second console would
         except Exception as exc:
             fault["second_host"] = f"connected; then {type(exc).__name__}: {exc}"
         finally:
@@ -1335,6 +1336,14 @@ def _pulse_range(text: str) -> tuple[int, int]:
     return pair
 
 
+def _fault_list(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kinds {unknown}; known: {FAULT_KINDS}")
+    return kinds
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=40)
@@ -1342,6 +1351,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=5.0)
     parser.add_argument("--modalities", default="epat,emtt")
     parser.add_argument("--pulses", dest="pulse_range", type=_pulse_range, default=(200, 600))
+    parser.add_argument(
+        "--faults",
+        type=_fault_list,
+        help=f"only these fault kinds, comma-separated (default all: {', '.join(FAULT_KINDS)})",
+    )
     parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no line per run on stderr")
     parser.add_argument("--keep", type=Path, help="keep the record and logs in this folder")
