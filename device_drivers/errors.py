@@ -5,10 +5,16 @@ DeviceError
 ├── LinkLost        the link is gone (port closed, socket reset, unplugged)
 ├── ProtocolError   an answer that does not follow the ICD (wrong SEQ, bad payload, garbage)
 ├── DeviceRejected  the unit refused a command (EPAT NAK, SCPI error) — carries its code
-└── DeviceFault     the unit is in, or entered, a latched fault state
+├── DeviceFault     the unit is in, or entered, a latched fault state
+└── UnitInTreatment opening refused: the unit is ARMED, DELIVERING or PAUSED for another host
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from device_drivers.interface import UnitState
 
 
 class DeviceError(Exception):
@@ -62,3 +68,23 @@ class ParameterRejected(CommandRefused, ValueError):
         super().__init__(message)
         self.field = field
         self.value = value
+
+
+class UnitInTreatment(DeviceError):
+    """Opening refused: the unit reported ARMED, DELIVERING (EPAT: FIRING) or PAUSED.
+
+    Raised by the drivers' constructors (unless ``takeover=True``). The refusing driver sent
+    only what reads the state (no heartbeat, no stop) and has closed its link: the treatment
+    is not its own, so if the host that armed it is gone, the unit's watchdog stops it.
+    ``state`` is the state the unit reported; ``wire_state`` the unit's own word for it.
+    """
+
+    def __init__(self, state: UnitState, *, wire_state: str, link: str, watchdog: str) -> None:
+        super().__init__(
+            f"this unit is in another console's treatment (state {wire_state}): nothing was "
+            f"changed at {link} and nothing from here keeps it armed; end the treatment on the "
+            "console that started it (if that console is gone, the unit's own watchdog stops it "
+            f"within {watchdog}), then connect again"
+        )
+        self.state = state
+        self.wire_state = wire_state

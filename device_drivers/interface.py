@@ -39,7 +39,8 @@ class UnitState(StrEnum):
     FAULT = "FAULT"
 
 
-#: States in which the unit's watchdog runs and the host must send heartbeats.
+#: States in which the unit's watchdog runs: the host that armed it must send heartbeats, and
+#: a driver opening a unit in one of them refuses (``UnitInTreatment``) unless told to take over.
 WATCHED_STATES = frozenset({UnitState.ARMED, UnitState.DELIVERING, UnitState.PAUSED})
 
 
@@ -188,8 +189,13 @@ class TherapyDevice(abc.ABC):
       threads (reader, heartbeat, status poller) run; the driver serialises its wire access;
     - limits are rejected, never clamped; ``load_parameters`` reads the settings back and raises
       ``ProtocolError`` if the unit holds anything else;
-    - heartbeats run automatically while the unit is ARMED, DELIVERING or PAUSED;
-    - ``close()`` leaves the unit stopped and disarmed, is idempotent and never raises.
+    - opening a unit that is ARMED, DELIVERING or PAUSED raises ``UnitInTreatment`` (nothing
+      sent but what reads the state) unless the constructor is given ``takeover=True``;
+    - heartbeats run automatically only for a delivery armed through this driver instance,
+      while the unit is ARMED, DELIVERING or PAUSED; a unit it did not arm is never kept
+      alive, so its watchdog stops it when the host that armed it is gone;
+    - ``close()`` leaves a unit this driver loaded or armed stopped and disarmed, leaves any
+      other unit as it found it, is idempotent and never raises.
     """
 
     modality: Modality
@@ -284,7 +290,8 @@ class TherapyDevice(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Stop and disarm the unit (best effort), stop background threads, close the link."""
+        """Stop and disarm a unit this driver loaded or armed (best effort; any other unit is
+        left alone), stop background threads, close the link."""
 
     def __enter__(self) -> Self:
         return self

@@ -45,6 +45,12 @@ COMMANDS: tuple[ControlCommand, ...] = (
         "corrupt FRACTION of what the unit sends (0..1)",
     ),
     ControlCommand("delay", "set_reply_delay", _seconds_from_ms, "delay every reply by MS ms"),
+    ControlCommand(
+        "lose",
+        "drop_reply_to",
+        str,
+        "lose the reply to the next NAME command (EPAT: START, ...; EMTT: SESS:STAR, ...)",
+    ),
     ControlCommand("cut", "cut_link", None, "cut the host's link (the unit keeps running)"),
     ControlCommand("reset", "power_cycle", None, "power-cycle the unit"),
     ControlCommand("overtemp", "force_overtemp", None, "heat the handpiece/coil to cut-out"),

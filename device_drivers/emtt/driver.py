@@ -7,10 +7,20 @@ What it adds to the wire (``wire.py``) and the codec (``codec.py``):
   exception: ``DeviceFault`` when the unit is latched in FAULT, else ``DeviceRejected``;
 - session commands are written once and never repeated blindly: the state read after each one
   says whether it took effect;
-- heartbeats (``SYST:HEAR``) go out automatically while the unit is ARMED, DELIVERING or
-  PAUSED, and the status stream polls ``SESS:STAT?`` and reports state changes as events
-  (both in ``monitor.py``; listeners run on its dispatcher thread);
-- ``close()`` leaves the unit stopped and idle (a latched FAULT stays latched).
+- opening reads ``*IDN?`` and ``SESS:STAT?`` and refuses a unit that is ARMED, DELIVERING or
+  PAUSED (``UnitInTreatment``) before anything that changes it (``*CLS`` comes only after),
+  then closes the link: no heartbeat, no stop. Those two lines feed the unit's watchdog (ICD:
+  any line does), so a refused newcomer delays the trip of a unit whose host is gone by at
+  most one watchdog period. ``takeover=True`` opens such a unit without refusing and without
+  heartbeats (the treating console reconnecting, or recovery: it makes the unit safe at once);
+- heartbeats (``SYST:HEAR``) go out automatically only for a delivery armed through this
+  driver (a ``SESS:ARM`` it saw take effect, or whose confirmation was lost from a state that
+  was not watched) while the unit is ARMED, DELIVERING or PAUSED; the status stream polls
+  ``SESS:STAT?`` and reports state changes as events, and polls a delivery not armed here no
+  faster than twice the watchdog period (all in ``monitor.py``; listeners run on its
+  dispatcher thread);
+- ``close()`` leaves a unit this driver loaded or armed stopped and idle (a latched FAULT stays
+  latched); any other unit is left as found.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from device_drivers.emtt.codec import (
     settings_line,
 )
 from device_drivers.emtt.monitor import UnitMonitor
-from device_drivers.emtt.scpi import is_abort, line_has_query, split_line
+from device_drivers.emtt.scpi import is_abort, line_has_query, line_keys, split_line
 from device_drivers.emtt.verdicts import fault_of, rejection
 from device_drivers.emtt.wire import LinkStats, ScpiWire
 from device_drivers.errors import (
@@ -47,6 +57,7 @@ from device_drivers.errors import (
     LinkLost,
     LinkTimeout,
     ProtocolError,
+    UnitInTreatment,
 )
 from device_drivers.interface import (
     WATCHED_STATES,
@@ -71,14 +82,18 @@ _STOPPABLE = frozenset(
 )
 _REJECTED = object()
 _ABORT_ERRORS = (c.EMERGENCY_STOP,)
+#: Headers that load or arm the unit: a driver that sent one makes the unit safe on close.
+_CLAIMING_KEYS = frozenset({"SOUR:FIEL", "SOUR:FREQ", "SOUR:PULS", "SESS:ARM"})
 
 
 class EmttDriver(TherapyDevice):
     """An open EMT unit on a VISA resource, e.g. ``TCPIP0::127.0.0.1::5025::SOCKET``.
 
-    Opening sends ``*CLS`` and checks ``*IDN?``: a resource where no EMT unit answers raises
-    ``LinkTimeout`` (silence), ``ProtocolError`` (another device) or ``LinkLost`` (no such
-    resource), each saying what to check. ``heartbeat_interval_s`` must be well inside the
+    Opening checks ``*IDN?``, reads the state and sends ``*CLS``: a resource where no EMT unit
+    answers raises ``LinkTimeout`` (silence), ``ProtocolError`` (another device) or
+    ``LinkLost`` (no such resource), each saying what to check; a unit that is ARMED,
+    DELIVERING or PAUSED raises ``UnitInTreatment`` unless ``takeover`` (see the module
+    docstring). ``heartbeat_interval_s`` must be well inside the
     unit's 1 s watchdog (divide by the speed factor of a sped-up simulator); ``timeout_ms``
     is per answer (the ICD promises 50 ms); queries are retried ``retries`` times.
     """
@@ -94,6 +109,7 @@ class EmttDriver(TherapyDevice):
         timeout_ms: int = 200,
         commlog: CommLog | None = None,
         retries: int = 2,
+        takeover: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < heartbeat_interval_s < c.WATCHDOG_S:
@@ -105,27 +121,35 @@ class EmttDriver(TherapyDevice):
         self._state_lock = threading.Lock()
         self._envelope: DeviceEnvelope | None = None
         self._closed = False
+        self._loaded_here = False  # a setting or SESS:ARM went out from here: close() stops it
         link = VisaLink(resource, backend=backend, timeout_ms=timeout_ms, commlog=commlog)
         self._wire = ScpiWire(link, retries=retries)
         self._monitor = UnitMonitor(
             self._wire, self._notify, heartbeat_interval_s=heartbeat_interval_s, name=resource
         )
         try:
-            self.identity = self._open_session()
+            self.identity = self._open_session(takeover)
         except BaseException:
             link.close()
             raise
         self._monitor.start()
 
-    def _open_session(self) -> DeviceIdentity:
+    def _open_session(self, takeover: bool) -> DeviceIdentity:
         advice = (
             f"no EMTT unit answered at {self.resource}; is it the right resource, "
             "or another kind of device?"
         )
         try:
-            self._wire.write("*CLS")
             identity = self._wire.query("*IDN?", parse_identity)
-            self._status()
+            state = self._status().state
+            if state in WATCHED_STATES and not takeover:
+                raise UnitInTreatment(
+                    state,
+                    wire_state=state.value,
+                    link=self.resource,
+                    watchdog=f"{c.WATCHDOG_S:g} s",
+                )
+            self._wire.write("*CLS")
         except LinkTimeout as exc:
             raise LinkTimeout(f"{advice} ({exc})") from exc
         except ProtocolError as exc:
@@ -157,7 +181,7 @@ class EmttDriver(TherapyDevice):
     def load_parameters(self, params: DeviceParameters) -> DeviceParameters:
         """Check against the envelope (reject, never clamp), send, read back, compare."""
         line = settings_line(params, self.envelope())
-        self._command(line, {UnitState.READY}, "loading the parameters")
+        self._claiming(line, {UnitState.READY}, "loading the parameters")
         held = self.settings()
         if held is None or held != params:
             raise ProtocolError(
@@ -175,7 +199,7 @@ class EmttDriver(TherapyDevice):
                 f"of rated life left, fewer than the {target:,} planned; replace it "
                 "(the EMTT unit does not stop at its rating, so the console does not arm)"
             )
-        self._command("SESS:ARM", {UnitState.ARMED}, "arming")
+        self._claiming("SESS:ARM", {UnitState.ARMED}, "arming")
 
     def disarm(self) -> int:
         status = self.status()
@@ -315,7 +339,10 @@ class EmttDriver(TherapyDevice):
                         raise
                 else:
                     self._raise_queued(line, None, expected=_ABORT_ERRORS if aborts else ())
-            self._status()  # learn the state the line left (heartbeats start if it armed)
+            if line_keys(line) & _CLAIMING_KEYS:
+                self._claim(self._status().state in WATCHED_STATES)  # a raw ARM is armed here
+            else:
+                self._status()  # learn the state the line left
             return reply
 
         return self._call(send)
@@ -327,7 +354,8 @@ class EmttDriver(TherapyDevice):
             self._closed = True
         try:
             self._monitor.stop_polling()
-            self._leave_safe()
+            if self._loaded_here:
+                self._leave_safe()
         except Exception:  # close() never raises
             _log.exception("closing the EMTT driver at %s", self.resource)
         finally:
@@ -388,6 +416,28 @@ class EmttDriver(TherapyDevice):
             )
 
         return self._call(run)
+
+    def _claiming(self, line: str, expect: set[UnitState], what: str) -> DeviceStatus:
+        """A command that loads or arms: once it took effect the unit is this driver's to
+        make safe (and, armed, to keep alive). If its outcome could not be confirmed from a
+        state that was not watched, only this connection can have changed the unit, so it is
+        claimed all the same and the heartbeats follow the state the unit reports."""
+        last = self._monitor.last_status
+        was_watched = last is not None and last.state in WATCHED_STATES
+        arms = UnitState.ARMED in expect
+        try:
+            status = self._command(line, expect, what)
+        except LinkTimeout:
+            if not was_watched:
+                self._claim(arms)
+            raise
+        self._claim(arms)
+        return status
+
+    def _claim(self, armed: bool) -> None:
+        self._loaded_here = True
+        if armed:
+            self._monitor.armed_here = True
 
     def _guarded_query(self, query: str, parse: Callable[[str], T]) -> T:
         """A query the unit may refuse: ``*OPC?;`` in front proves a refusal without a timeout

@@ -4,9 +4,14 @@
   changes into events;
 - listeners are called on one dispatcher thread, in order, never under a lock and never on the
   caller's thread (a listener may call the driver);
-- heartbeats (``SYST:HEAR``) go out while the last known state is ARMED, DELIVERING or PAUSED;
+- heartbeats (``SYST:HEAR``) go out only for a delivery armed through this driver
+  (:attr:`UnitMonitor.armed_here`) while the last known state is ARMED, DELIVERING or PAUSED;
+  the mark is cleared as soon as a status shows any other state;
 - the status poller publishes readings; a unit that stops answering for a second counts as
-  a lost link, which stops the heartbeats so that the unit's own watchdog stops it.
+  a lost link, which stops the heartbeats so that the unit's own watchdog stops it. Every
+  line feeds the unit's watchdog (ICD), so while the unit is in a watched state that was not
+  armed here the poller reads at most every :data:`UNSUPERVISED_POLL_S`, twice the watchdog
+  period: watching a unit never keeps it alive.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from device_drivers.emtt import constants as c
 from device_drivers.emtt.codec import parse_status
 from device_drivers.emtt.verdicts import events_between
 from device_drivers.emtt.wire import ScpiWire
@@ -29,6 +35,9 @@ _log = logging.getLogger(__name__)
 POLL_FAILURES_FOR_LINK_DOWN = 3
 #: … provided it has been silent at least this long.
 POLL_SILENCE_FOR_LINK_DOWN_S = 1.0
+#: Longest poll period while a delivery not armed here is watched: a poll is a line, and lines
+#: further apart than the watchdog (1 s; less on a sped-up simulator) cannot keep a unit alive.
+UNSUPERVISED_POLL_S = 2 * c.WATCHDOG_S
 
 
 class UnitMonitor:
@@ -48,6 +57,9 @@ class UnitMonitor:
         self._name = name
         self._lock = threading.Lock()
         self.last_status: DeviceStatus | None = None
+        #: A delivery was armed through this driver and the unit has not left the watched
+        #: states since: only then do heartbeats go out.
+        self.armed_here = False
         self.lost: str | None = None
         self._messages: queue.SimpleQueue[DeviceMessage | None] = queue.SimpleQueue()
         self._stop_heartbeat = threading.Event()
@@ -72,12 +84,26 @@ class UnitMonitor:
         Call it with the wire's ``exchange`` lock still held from the reading (from the decode
         function of the query), so statuses are observed in the order they were read."""
         previous, self.last_status = self.last_status, status
+        if status.state not in WATCHED_STATES:
+            self.armed_here = False
         if publish:
             self._messages.put(status)
         if previous is not None and previous.state is not status.state:
             for event in events_between(previous, status):
                 self._messages.put(event)
         return status
+
+    @property
+    def supervising(self) -> bool:
+        """A delivery armed here is in a watched state: heartbeats are due."""
+        last = self.last_status
+        return self.armed_here and last is not None and last.state in WATCHED_STATES
+
+    @property
+    def watching_another(self) -> bool:
+        """The unit is in a watched state that was not armed here: nothing may keep it alive."""
+        last = self.last_status
+        return not self.armed_here and last is not None and last.state in WATCHED_STATES
 
     def _publish_status(self, reply: str) -> DeviceStatus:
         return self.observe(parse_status(reply), publish=True)
@@ -126,8 +152,7 @@ class UnitMonitor:
         while not self._stop_heartbeat.wait(half):
             if self.lost is not None:
                 return
-            last = self.last_status
-            if last is None or last.state not in WATCHED_STATES:
+            if not self.supervising:
                 continue
             if time.perf_counter() - self._wire.last_tx < half:
                 continue
@@ -159,7 +184,7 @@ class UnitMonitor:
                 ):
                     self.link_lost(LinkLost(f"the unit stopped answering status queries: {exc}"))
                     return
-            due += period_s
+            due += max(period_s, UNSUPERVISED_POLL_S) if self.watching_another else period_s
             now = time.monotonic()
             if due < now:
                 due = now

@@ -270,6 +270,20 @@ def is_number(token: str) -> bool:
     return bool(_NUMBER.match(token))
 
 
+def line_keys(line: str) -> frozenset[str]:
+    """The canonical keys (``"SESS:STAR"``) of the units of ``line`` up to its first error,
+    resolved as the unit resolves them (path rule, short or long form, any case)."""
+    keys: set[str] = set()
+    path: Path = ()
+    for segment in split_line(line):
+        try:
+            command, path = resolve(segment, path)
+        except ScpiError:
+            break
+        keys.add(command.key)
+    return frozenset(keys)
+
+
 def line_has_query(line: str) -> bool:
     """True if any unit of ``line`` is a query, i.e. the unit may answer with a line."""
     for segment in split_line(line):

@@ -4,7 +4,9 @@
 It wraps :class:`~device_drivers.emtt.unit.EmttUnit` (the ICD's rules, time as an argument)
 with a :class:`~device_drivers.simclock.SimClock` (``speed`` × faster), one lock, and the link
 faults a real installation suffers: dropped, corrupted and late response lines, a cut link.
-The fault-injection method names are shared with the EPAT simulator (see ``simcontrol``).
+The fault-injection method names are shared with the EPAT simulator (see ``simcontrol``);
+:meth:`EmttSimulator.drop_reply_to` is the deterministic lost answer. :meth:`stats` counts what
+happened since the simulator was made (``pulses_fired_total`` is a fault campaign's ground truth).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import random
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from device_drivers.emtt import constants as c
 from device_drivers.emtt.physics import ThermalModel
+from device_drivers.emtt.scpi import line_keys
 from device_drivers.emtt.unit import Applicator, EmttUnit, UnitSnapshot
 from device_drivers.simclock import SimClock
 
@@ -23,6 +27,16 @@ _SERIAL = re.compile(r"[A-Z0-9][A-Z0-9-]{0,31}\Z")
 #: Characters never found in a valid response, so a corrupted line is always detectable.
 _GARBAGE = "#@%^~"
 _FIRST_APPLICATOR_SERIAL = 20417
+
+
+@dataclass(frozen=True, slots=True)
+class EmttSimStats:
+    """Counters since the simulator was made (not reset by a power cycle)."""
+
+    lines_received: int
+    responses_dropped: int
+    heartbeats_received: int  # SYST:HEAR units executed, from any host
+    pulses_fired_total: int  # ground truth: every pulse the coil fired
 
 
 class EmttSimulator:
@@ -51,6 +65,11 @@ class EmttSimulator:
         self._drop_fraction = 0.0
         self._corrupt_fraction = 0.0
         self._reply_delay_s = 0.0
+        self._lines_received = 0
+        self._responses_dropped = 0
+        self._drop_key: str | None = None  # drop_reply_to: the header that starts the drop
+        self._drop_started = False
+        self._drop_left = 0
         self._link_cut_listeners: list[Callable[[], None]] = []
 
     @property
@@ -70,9 +89,19 @@ class EmttSimulator:
         """
         with self._lock:
             response = self._unit.execute_line(line, self._clock.now())
+            self._lines_received += 1
+            if self._drop_key is not None and not self._drop_started:
+                self._drop_started = self._drop_key in line_keys(line)
             if response is None:
                 return None
+            if self._drop_started:
+                self._drop_left -= 1
+                if self._drop_left <= 0:
+                    self._drop_key, self._drop_started = None, False
+                self._responses_dropped += 1
+                return None
             if self._drop_fraction and self._rng.random() < self._drop_fraction:
+                self._responses_dropped += 1
                 return None
             if self._corrupt_fraction and self._rng.random() < self._corrupt_fraction:
                 return self._corrupt(response)
@@ -107,6 +136,22 @@ class EmttSimulator:
     def set_drop_fraction(self, fraction: float) -> None:
         """Drop this fraction (0..1) of response lines; the host times out on them."""
         self._drop_fraction = _fraction("drop", fraction)
+
+    def drop_reply_to(self, command: str, times: int = 1) -> None:
+        """Lose answers after the next line holding ``command`` (a header in any form, e.g.
+        ``"SESS:STAR"``): that line's own answer if it has one, then the following answer
+        lines, ``times`` in all. After ``SESS:STAR`` (which has none) the first lost line is
+        the answer to the ``SYST:ERR?`` a host reads next: the deterministic lost START
+        confirmation. ``times=0`` cancels."""
+        keys = line_keys(command) or line_keys(command.rstrip("?") + "?")
+        if len(keys) != 1:
+            raise ValueError(f"{command!r} is not one EMTT header (e.g. SESS:STAR)")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+            raise ValueError(f"times must be a whole number >= 0, got {times!r}")
+        with self._lock:
+            self._drop_key = next(iter(keys)) if times else None
+            self._drop_started = False
+            self._drop_left = times
 
     def set_corrupt_fraction(self, fraction: float) -> None:
         """Garble this fraction (0..1) of response lines."""
@@ -196,6 +241,16 @@ class EmttSimulator:
             self._unit.self_test_failures = mask
 
     # --- inspection ---------------------------------------------------------------------
+    def stats(self) -> EmttSimStats:
+        with self._lock:
+            self._unit.advance(self._clock.now())  # pulses fired up to now count
+            return EmttSimStats(
+                lines_received=self._lines_received,
+                responses_dropped=self._responses_dropped,
+                heartbeats_received=self._unit.heartbeats_received,
+                pulses_fired_total=self._unit.pulses_fired_total,
+            )
+
     def snapshot(self) -> UnitSnapshot:
         """The unit's inside view now (state, counts, temperature, queues), for tests."""
         with self._lock:

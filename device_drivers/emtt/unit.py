@@ -84,6 +84,9 @@ class EmttUnit:
         self.coil_temp_c = self.thermal.ambient_c
         self.field_deviation_percent = 0.0
         self.self_test_failures = 0
+        #: Since the unit was made, not reset by a power cycle (ground truth for tests).
+        self.pulses_fired_total = 0
+        self.heartbeats_received = 0
         self._handlers: dict[str, Callable[[Command, float], str | None]] = {
             "*IDN": self._idn,
             "*RST": self._rst,
@@ -103,7 +106,7 @@ class EmttUnit:
             "SESS:STAT": lambda _cmd, _t: self.status_line(),
             "ABOR": lambda _cmd, t: self.abort(t),
             "SYST:FAUL:CLE": self._clear_fault,
-            "SYST:HEAR": lambda _cmd, _t: None,
+            "SYST:HEAR": self._heartbeat,
             "SYST:APPL": lambda _cmd, _t: self._applicator_line(),
             "MEAS:TEMP": lambda _cmd, _t: format_tenths(self.coil_temp_c),
             "MEAS:FIEL": lambda _cmd, _t: format_tenths(self._field_measured()),
@@ -116,7 +119,8 @@ class EmttUnit:
     def power_up(self) -> None:
         """Power-up state: IDLE, nothing set, queues and log empty, uptime 0.
 
-        The coil's temperature, the fitted applicator and its wear are physical and persist.
+        The coil's temperature, the fitted applicator and its wear are physical and persist,
+        and so do the counts of pulses ever fired and heartbeats ever received.
         """
         self.state = "IDLE"
         self.field: Decimal | None = None
@@ -181,9 +185,13 @@ class EmttUnit:
 
     def _count_pulses_to(self, delivered: int) -> None:
         fired = delivered - self.delivered
-        if fired > 0 and self.applicator is not None:
-            a = self.applicator
-            self.applicator = Applicator(a.type, a.serial, a.pulses_used + fired, a.pulses_rated)
+        if fired > 0:
+            self.pulses_fired_total += fired
+            if self.applicator is not None:
+                a = self.applicator
+                self.applicator = Applicator(
+                    a.type, a.serial, a.pulses_used + fired, a.pulses_rated
+                )
         self.delivered = delivered
 
     # --- the wire -----------------------------------------------------------------------
@@ -288,6 +296,9 @@ class EmttUnit:
         self.delivered = 0
         self._enter("IDLE", t)
         self._set_since_idle.clear()
+
+    def _heartbeat(self, _cmd: Command, _t: float) -> None:
+        self.heartbeats_received += 1  # no effect but feeding the watchdog (done per line)
 
     def _cls(self, _cmd: Command, _t: float) -> None:
         self.errors.clear()

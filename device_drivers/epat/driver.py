@@ -9,10 +9,29 @@ Open it on any pyserial URL (device path, pty path, ``socket://HOST:PORT``, ``lo
         ...
 
 Threads: a reader (routes replies by SEQ and STATUS/EVENT frames by CMD, see
-:mod:`device_drivers.epat.channel`), a heartbeat thread (sends HEARTBEAT while the unit is
-ARMED, FIRING or PAUSED whenever no other frame went out for ``heartbeat_interval_s``) and a
-dispatcher that calls listeners, so a slow listener never delays a reply. The unit's state is
-tracked on the reader thread in wire order (EVENT frames precede the ACK that caused them).
+:mod:`device_drivers.epat.channel`), a heartbeat thread and a dispatcher that calls listeners,
+so a slow listener never delays a reply. The unit's state is tracked on the reader thread in
+wire order (EVENT frames precede the ACK that caused them).
+
+Supervision (EPAT-HOST-1/2, EPAT-HB-1/2, EPAT-CLOSE-1/2 in docs/requirements/epat.md): a unit
+serves one host at a time, and a unit kept alive by a host that did not arm it fires
+unsupervised. So:
+
+- opening reads the state with GET_STATUS (never HEARTBEAT) and refuses a unit that is ARMED,
+  FIRING or PAUSED with ``UnitInTreatment``, then closes the link. Its HELLO and GET_STATUS
+  are valid frames and feed the unit's watchdog (ICD: any valid frame does), so a refused
+  newcomer delays the trip of a unit whose host is gone by at most one watchdog period after
+  its last frame; nothing more is ever sent. ``takeover=True`` (the treating console
+  reconnecting, or recovery) opens such a unit without refusing, and without heartbeats: the
+  caller makes it safe at once, or its watchdog does;
+- the heartbeat thread sends HEARTBEAT (whenever no other frame went out for
+  ``heartbeat_interval_s``) only while the unit is ARMED, FIRING or PAUSED **and** an ARM was
+  acknowledged on this driver instance; the mark is cleared when the unit is seen in any other
+  state. An ARM whose reply was lost from a state that is not watched counts as acknowledged
+  (only this connection can have armed the unit): heartbeats then follow the unit's state;
+- ``close()`` stops and disarms only a unit this instance loaded (SET_PARAMS acknowledged) or
+  armed; any other unit — one whose opening was refused, or one taken over — is left exactly
+  as found: no heartbeat, no stop, no disarm.
 """
 
 from __future__ import annotations
@@ -31,6 +50,7 @@ from device_drivers.epat.constants import (
     READ_EVENTS_MAX,
     STREAM_PERIOD_MAX_MS,
     STREAM_PERIOD_MIN_MS,
+    WATCHDOG_S,
     Command,
     EventCode,
     Nak,
@@ -78,6 +98,7 @@ from device_drivers.errors import (
     DeviceRejected,
     LinkTimeout,
     ProtocolError,
+    UnitInTreatment,
 )
 from device_drivers.interface import (
     WATCHED_STATES,
@@ -107,10 +128,18 @@ _MAX_EVENT_PAGES = 64
 _STATE_FROM_EVENT = EventCode.STATE_CHANGE
 #: Replies whose first byte is the unit's state, with their length.
 _STATE_FIRST_REPLIES = {int(Command.HEARTBEAT): 1, int(Command.GET_STATUS): StatusBlock.size()}
+#: Commands whose acknowledgement makes the unit's treatment this driver's own.
+_CLAIMING = frozenset({int(Command.SET_PARAMS), int(Command.ARM)})
+_WATCHED_WIRE_STATES = frozenset({State.ARMED, State.FIRING, State.PAUSED})
 
 
 class EpatDriver(TherapyDevice):
-    """An open EPAT unit; see the module docstring. Opening sends HELLO."""
+    """An open EPAT unit; see the module docstring. Opening sends HELLO, then GET_STATUS.
+
+    Raises ``UnitInTreatment`` if the unit is ARMED, FIRING or PAUSED, unless ``takeover``
+    (for the console that treats with the unit reconnecting after a lost link, or recovery:
+    it makes the unit safe at once; this driver never keeps alive a delivery it did not arm).
+    """
 
     modality = Modality.EPAT
 
@@ -122,6 +151,7 @@ class EpatDriver(TherapyDevice):
         reply_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S,
         retries: int = 2,
         commlog: CommLog | None = None,
+        takeover: bool = False,
     ) -> None:
         super().__init__()
         if not heartbeat_interval_s > 0:
@@ -129,6 +159,8 @@ class EpatDriver(TherapyDevice):
         self.url = url
         self.heartbeat_interval_s = heartbeat_interval_s
         self._state: State | None = None
+        self._armed_here = False  # an ARM was acknowledged here and the unit is still watched
+        self._loaded_here = False  # SET_PARAMS or ARM acknowledged here: close() makes it safe
         self._streaming = False
         self._closed = False
         self._close_lock = threading.Lock()
@@ -149,7 +181,14 @@ class EpatDriver(TherapyDevice):
         self._dispatcher.start()
         try:
             self._hello = self._say_hello()
-            self.heartbeat()  # learn the state: a unit left armed needs heartbeats at once
+            state = StatusBlock.unpack(self._ack(Command.GET_STATUS)).state
+            if state in _WATCHED_WIRE_STATES and not takeover:
+                raise UnitInTreatment(
+                    unit_state(state),
+                    wire_state=State(state).name,
+                    link=url,
+                    watchdog=f"{WATCHDOG_S * 1000:.0f} ms",
+                )
         except BaseException:
             self._shutdown_threads()
             raise
@@ -192,7 +231,7 @@ class EpatDriver(TherapyDevice):
         APPLICATOR_LIMIT) and answers with a NAK, raised as ``DeviceRejected``.
         """
         wanted = encode_parameters(params, self._hello)
-        self._ack(Command.SET_PARAMS, wanted.pack())
+        self._ack(Command.SET_PARAMS, wanted.pack())  # the reply hook marks the unit as loaded
         held = StatusBlock.unpack(self._ack(Command.GET_STATUS))
         if held.state == State.FAULT:
             raise DeviceFault(
@@ -218,7 +257,7 @@ class EpatDriver(TherapyDevice):
         )
 
     def arm(self) -> None:
-        self._ack(Command.ARM)
+        self._ack(Command.ARM)  # the reply hook marks the delivery as armed here
 
     def disarm(self) -> int:
         return unpack_uint(self._ack(Command.DISARM), 4, "delivered")
@@ -314,19 +353,20 @@ class EpatDriver(TherapyDevice):
             raise ValueError(f"a payload holds at most {MAX_PAYLOAD} bytes, got {len(payload)}")
         state = self.unit_state_seen  # known from the wire: refuse without any traffic
         if state not in WATCHED_STATES:
-            state = self.heartbeat()  # not known to be busy: make sure, now
+            state = self.status().state  # not known to be busy: make sure, now
         if state in WATCHED_STATES:
             raise CommandRefused(
                 f"raw commands are refused while the unit is {state.value}: "
                 "stop or disarm it first (nothing was sent)"
             )
-        reply = self._channel.exchange(cmd, bytes(payload))
+        reply = self._exchange_claiming(cmd, bytes(payload))
         self._hb_wake.set()
         return raw_reply(cmd, reply)
 
     # --- close ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Leave the unit stopped and disarmed (a FAULT stays latched), then release the link.
+        """Leave a unit this driver loaded or armed stopped and disarmed (a FAULT stays
+        latched), then release the link. A unit it did not load or arm is left as found.
 
         Idempotent; never raises.
         """
@@ -336,7 +376,11 @@ class EpatDriver(TherapyDevice):
             self._closed = True
         try:
             if self._channel.lost is None:
-                self._make_safe()
+                if self._loaded_here:
+                    self._make_safe()
+                if self._streaming and (self._armed_here or not self._watched_seen()):
+                    with contextlib.suppress(DeviceError):
+                        self.stop_status_stream()  # a stream is harmless; a frame is not
         except Exception:
             _log.warning("EPAT close: could not leave the unit idle", exc_info=True)
         finally:
@@ -345,7 +389,7 @@ class EpatDriver(TherapyDevice):
     def _make_safe(self) -> None:
         for _ in range(4):
             try:
-                state = self.heartbeat()
+                state = self.status().state
                 if state in (UnitState.DELIVERING, UnitState.PAUSED):
                     self.stop()
                 elif state in (UnitState.ARMED, UnitState.READY, UnitState.COMPLETE):
@@ -354,9 +398,6 @@ class EpatDriver(TherapyDevice):
                     break  # IDLE, or FAULT (left latched: a fault is never cleared silently)
             except DeviceRejected:
                 continue  # the state moved under us (e.g. completed): look again
-        if self._streaming:
-            with contextlib.suppress(DeviceError):
-                self.stop_status_stream()
 
     def _shutdown_threads(self) -> None:
         self._closed = True
@@ -372,10 +413,38 @@ class EpatDriver(TherapyDevice):
     def _ack(
         self, cmd: Command, payload: bytes = b"", *, fault_as_rejection: bool = False
     ) -> bytes:
-        reply = self._channel.exchange(cmd, payload)
+        reply = self._exchange_claiming(cmd, payload)
         if reply.cmd != Reply.ACK:
             raise self._refused(cmd, reply, fault_as_rejection=fault_as_rejection)
         return reply.payload
+
+    def _exchange_claiming(self, cmd: int, payload: bytes) -> Frame:
+        """One exchange; a SET_PARAMS or ARM whose reply never came, sent while the unit was not
+        in a watched state, is claimed as if acknowledged: only this connection can have
+        loaded or armed the unit, so it must be made safe on close and kept alive if armed."""
+        watched_before = self._watched_seen()
+        try:
+            return self._channel.exchange(cmd, payload)
+        except LinkTimeout:
+            if cmd in _CLAIMING and not watched_before:
+                self._claim(cmd)
+            raise
+
+    def _claim(self, cmd: int) -> None:
+        self._loaded_here = True
+        if cmd == Command.ARM:
+            self._armed_here = True
+            self._hb_wake.set()
+
+    def _on_arm_acknowledged(self) -> None:
+        """An ARM ACK follows the EVENT frames the ARM caused, so the unit is ARMED now even
+        if those frames were lost on the way: heartbeats must not wait for a status."""
+        if not self._watched_seen():
+            self._set_state(State.ARMED)
+        self._claim(Command.ARM)
+
+    def _watched_seen(self) -> bool:
+        return self._state in _WATCHED_WIRE_STATES
 
     def _refused(self, cmd: int, reply: Frame, *, fault_as_rejection: bool = False) -> DeviceError:
         if reply.cmd != Reply.NAK:
@@ -402,6 +471,10 @@ class EpatDriver(TherapyDevice):
     def _on_reply(self, cmd: int, frame: Frame) -> None:
         if frame.cmd != Reply.ACK:
             return
+        if cmd == Command.ARM:
+            self._on_arm_acknowledged()  # on the reader thread, in wire order
+        elif cmd in _CLAIMING:
+            self._claim(cmd)
         expected = _STATE_FIRST_REPLIES.get(cmd)
         if expected is not None and len(frame.payload) == expected:
             self._set_state(frame.payload[0])  # both replies start with the state byte
@@ -434,6 +507,8 @@ class EpatDriver(TherapyDevice):
             return
         if state != self._state:
             self._state = state
+            if state not in _WATCHED_WIRE_STATES:
+                self._armed_here = False  # the delivery armed here is over
             self._hb_wake.set()
 
     # --- background threads --------------------------------------------------------------------
@@ -441,8 +516,7 @@ class EpatDriver(TherapyDevice):
         interval = self.heartbeat_interval_s
         while not self._closed and self._channel.lost is None:
             self._hb_wake.clear()
-            watched = self._state is not None and unit_state(self._state) in WATCHED_STATES
-            if watched:
+            if self._armed_here and self._watched_seen():
                 due = self._channel.last_tx + interval
                 wait = due - time.monotonic()
                 if wait <= 0:

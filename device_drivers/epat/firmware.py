@@ -77,14 +77,17 @@ class UnitModel:
         self.outbox: list[tuple[OutKind, bytes]] = []
         self.executed = 0  # commands executed (not answered from the retry cache)
         self.cache_hits = 0
+        #: Pulses fired since the unit was made; a power cycle does not reset it (ground truth).
+        self.pulses_fired_total = 0
         self.power_up()
 
     # --- power-up ---------------------------------------------------------------------------
     def power_up(self) -> None:
         """Reset to IDLE at t = 0: log, crc_errors, stream and retry cache cleared.
 
-        Physical things survive: the applicator and its wear, the handpiece temperature, and
-        injected conditions (pressure deviation, self-test failures).
+        Physical things survive: the applicator and its wear, the handpiece temperature,
+        injected conditions (pressure deviation, self-test failures) and the count of pulses
+        ever fired.
         """
         self.t = 0.0
         self.state = State.IDLE
@@ -352,6 +355,7 @@ class UnitModel:
             new = max(0, min(fired - self._fired, self.target - self.delivered))
             self._fired += new
             self.delivered += new
+            self.pulses_fired_total += new
             if self.applicator is not None:
                 self.applicator.shots_used += new
         self.thermal.advance(t - self.t, self._load())

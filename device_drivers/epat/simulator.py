@@ -13,8 +13,10 @@ STATUS stream, whose period is wall time.
 Fault injection (same names as the EMTT simulator): :meth:`set_drop_fraction`,
 :meth:`set_corrupt_fraction`, :meth:`set_reply_delay`, :meth:`cut_link`, :meth:`power_cycle`,
 :meth:`force_overtemp`, :meth:`remove_applicator`, :meth:`fit_applicator`,
-:meth:`wear_out_applicator`, :meth:`set_pressure_deviation`; plus :meth:`drop_next_replies`,
-:meth:`set_self_test_failures` and :meth:`set_handpiece_temperature` for exact tests.
+:meth:`wear_out_applicator`, :meth:`set_pressure_deviation`, :meth:`drop_reply_to`; plus
+:meth:`drop_next_replies`, :meth:`set_self_test_failures` and
+:meth:`set_handpiece_temperature` for exact tests. :meth:`stats` counts what happened since the
+simulator was made (``pulses_fired_total`` is the ground truth of a fault campaign).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from device_drivers.epat.constants import (
     REFERENCE_P_MIN_CBAR,
     REFERENCE_SERIAL,
     SERIAL_LEN,
+    Command,
     State,
 )
 from device_drivers.epat.firmware import OutKind, UnitModel
@@ -84,6 +87,10 @@ class SimStats:
     status_frames_sent: int
     event_frames_sent: int
     connections: int
+    #: Pulses fired since the simulator was made, across power cycles (ground truth).
+    pulses_fired_total: int
+    #: HEARTBEAT frames received (retries included), from any host.
+    heartbeats_received: int
 
 
 class EpatSimulator:
@@ -139,7 +146,10 @@ class EpatSimulator:
         self._corrupt_fraction = 0.0
         self._reply_delay_s = 0.0
         self._drop_next = 0
+        self._drop_reply_cmd: int | None = None
+        self._drop_reply_count = 0
         self._frames_received = 0
+        self._heartbeats_received = 0
         self._replies_sent = 0
         self._replies_dropped = 0
         self._frames_corrupted = 0
@@ -195,6 +205,23 @@ class EpatSimulator:
             raise ValueError("count cannot be negative")
         with self._cond:
             self._drop_next = count
+
+    def drop_reply_to(self, command: str, times: int = 1) -> None:
+        """Drop the unit's replies to the next ``times`` frames of ``command`` (a Command name,
+        e.g. ``"START"``), same-SEQ retries included: the command is executed once and its
+        events are sent, only its replies are lost. ``times=1`` is a lost reply the host's
+        first retry recovers (from the retry cache); ``retries + 1`` makes the host's command
+        time out while the unit acts on it. ``times=0`` cancels."""
+        try:
+            cmd = Command[command.strip().upper()]
+        except KeyError:
+            names = ", ".join(c.name for c in Command)
+            raise ValueError(f"unknown EPAT command {command!r}; one of {names}") from None
+        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+            raise ValueError(f"times must be a whole number >= 0, got {times!r}")
+        with self._cond:
+            self._drop_reply_cmd = int(cmd) if times else None
+            self._drop_reply_count = times
 
     def set_corrupt_fraction(self, fraction: float) -> None:
         """Flip one byte in this fraction (0..1) of all outgoing frames."""
@@ -315,6 +342,7 @@ class EpatSimulator:
 
     def stats(self) -> SimStats:
         with self._cond:
+            self._sync()  # pulses fired up to now count
             return SimStats(
                 frames_received=self._frames_received,
                 commands_executed=self._model.executed,
@@ -325,6 +353,8 @@ class EpatSimulator:
                 status_frames_sent=self._status_sent,
                 event_frames_sent=self._events_sent,
                 connections=self._connections,
+                pulses_fired_total=self._model.pulses_fired_total,
+                heartbeats_received=self._heartbeats_received,
             )
 
     # --- internals -----------------------------------------------------------------------------
@@ -346,9 +376,13 @@ class EpatSimulator:
             if port is not self._port:
                 return  # a replaced or cut connection: its frames do not reach the unit
             self._frames_received += 1
+            if frame.cmd == Command.HEARTBEAT:
+                self._heartbeats_received += 1
             self._model.handle_frame(frame, self.clock.now())
             self._follow_stream_setting(time.monotonic())
             out, self._model.outbox = self._model.outbox, []
+            if frame.cmd == self._drop_reply_cmd:
+                out = self._drop_the_reply(out)
             delay = self._reply_delay_s
             if delay <= 0:
                 self._transmit(out, port)
@@ -358,6 +392,16 @@ class EpatSimulator:
             with self._cond:
                 if port is self._port:
                     self._transmit(out, port)
+
+    def _drop_the_reply(self, out: list[tuple[OutKind, bytes]]) -> list[tuple[OutKind, bytes]]:
+        """``drop_reply_to``: take the reply out of what one frame produced (lock held)."""
+        kept = [item for item in out if item[0] != "reply"]
+        if len(kept) < len(out):
+            self._replies_dropped += 1
+            self._drop_reply_count -= 1
+            if self._drop_reply_count <= 0:
+                self._drop_reply_cmd = None
+        return kept
 
     def count_crc_errors(self, count: int) -> None:
         """Candidate frames with a valid LEN whose CRC failed (saturating at 65535)."""

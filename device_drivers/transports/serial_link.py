@@ -3,11 +3,17 @@
 A device path (``/dev/ttyUSB0``), a pty path, ``socket://HOST:PORT`` and ``loop://`` all work,
 because the framing above does not care what carries the bytes. Every byte in either direction
 goes to the optional communication log. pyserial errors become the device exception family.
+
+A device path is opened exclusively (an advisory ``flock``, pyserial's ``exclusive=True``): a
+second program opening the same port — a second console, a service tool — is refused with a
+one-line ``LinkLost`` instead of sharing the line and interleaving its frames with the
+treatment's. URLs (``socket://``, ``loop://``) carry no lock; the unit's end decides there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import select
 import socket
 
@@ -33,6 +39,7 @@ class SerialLink:
         self.url = url
         self.commlog = commlog
         self._read_timeout_s = read_timeout_s
+        device_path = "://" not in url
         try:
             self._port = serial.serial_for_url(
                 url,
@@ -44,12 +51,10 @@ class SerialLink:
                 rtscts=False,
                 timeout=read_timeout_s,
                 write_timeout=1.0,
+                **({"exclusive": True} if device_path else {}),
             )
         except (serial.SerialException, ValueError, OSError) as exc:
-            raise LinkLost(
-                f"cannot open serial link {url!r}: {exc} "
-                "(check the port name or URL, the cable and that no other program holds the port)"
-            ) from exc
+            raise _open_error(url, exc, locked=device_path) from exc
         self._socket = _tcp_socket_of(self._port)
         if self._socket is not None:
             # Small frames must not wait for delayed ACKs (Nagle) on socket:// links.
@@ -125,6 +130,28 @@ class SerialLink:
     def close(self) -> None:
         with contextlib.suppress(serial.SerialException, OSError):
             self._port.close()
+
+
+def port_in_use(exc: Exception) -> bool:
+    """True if opening failed because another program holds the port's exclusive lock."""
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+def port_in_use_error(port: str) -> LinkLost:
+    return LinkLost(
+        f"serial port {port!r} is in use by another program (another console or a service "
+        "tool has it open); close that program first"
+    )
+
+
+def _open_error(url: str, exc: Exception, *, locked: bool) -> LinkLost:
+    """One line saying why ``url`` did not open; a port another program holds is named as such."""
+    if locked and port_in_use(exc):
+        return port_in_use_error(url)
+    return LinkLost(
+        f"cannot open serial link {url!r}: {exc} "
+        "(check the port name or URL, the cable and that no other program holds the port)"
+    )
 
 
 def _tcp_socket_of(port: serial.SerialBase) -> socket.socket | None:

@@ -58,7 +58,7 @@ class Wire:
 
     def errors(self) -> list[int]:
         """Drain the error queue: the codes, oldest first."""
-        codes = []
+        codes: list[int] = []
         for _ in range(20):
             reply = self.query("SYST:ERR?")
             code = int(reply.split(",", 1)[0])

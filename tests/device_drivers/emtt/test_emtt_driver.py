@@ -65,7 +65,8 @@ def test_open_identifies_the_unit_and_clears_its_queue(
         assert (driver.identity.manufacturer, driver.identity.model) == ("STORM-LABS", "EMT-100")
         assert (driver.identity.serial, driver.identity.firmware) == ("E100-24-0117", "1.0.0")
         assert driver.status().state is UnitState.IDLE
-    assert sent_lines(commlog)[:2] == ["*CLS", "*IDN?"]
+    # the state is read before anything that changes the unit (*CLS): see EMTT-HOST-1
+    assert sent_lines(commlog)[:3] == ["*IDN?", "SESS:STAT?", "*CLS"]
     assert fast_simulator.snapshot().error_queue == ()
 
 

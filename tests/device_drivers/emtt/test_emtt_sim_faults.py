@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import pyvisa
+from pyvisa.resources import MessageBasedResource
 
 from device_drivers import simcontrol
 from device_drivers.emtt import constants as c
@@ -197,6 +198,7 @@ def test_serial_link_on_a_pty_through_pyvisa_asrl() -> None:
         inst = rm.open_resource(
             server.resource, read_termination="\n", write_termination="\n", timeout=1000
         )
+        assert isinstance(inst, MessageBasedResource)
         try:
             assert inst.query("*IDN?") == "STORM-LABS,EMT-100,E100-24-0117,1.0.0"
             inst.write("SOUR:FIEL 40;FREQ 5;PULS 100")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from device_drivers.epat.codec import Frame, FrameDecoder, encode_frame
-from device_drivers.epat.constants import Command, EventCode, Reply, Unsolicited
+from device_drivers.epat.constants import Command, EventCode, Reply, State, Unsolicited
 from device_drivers.epat.driver import EpatDriver
 from device_drivers.epat.payloads import (
     EventNotice,
@@ -137,6 +137,16 @@ class RawHost:
                 next_beat += heartbeat_every
             self._pump_once()
         return self.take()
+
+    def bring_to(self, state: State, settings: bytes) -> None:
+        """SET_PARAMS ``settings``, ARM, then START and PAUSE as far as ``state`` (ARMED,
+        FIRING or PAUSED), asserting each ACK."""
+        self.ack(Command.SET_PARAMS, settings)
+        self.ack(Command.ARM)
+        if state is not State.ARMED:
+            self.ack(Command.START)
+        if state is State.PAUSED:
+            self.ack(Command.PAUSE)
 
     def fire(self, pressure: int = 250, freq: int = 80, pulses: int = 100) -> None:
         """SET_PARAMS, ARM, START (asserting each ACK)."""

@@ -135,7 +135,7 @@ def test_every_byte_goes_to_the_communication_log(make_unit: UnitFactory, tmp_pa
     rx = [f for r in records if r.direction == "rx" for f in decode_frames(r.data)]
     assert [f.cmd for f in tx][:4] == [
         Command.HELLO,
-        Command.HEARTBEAT,
+        Command.GET_STATUS,  # opening reads the state without a heartbeat (EPAT-HOST-1)
         Command.GET_STATUS,
         Command.GET_APPLICATOR,
     ]

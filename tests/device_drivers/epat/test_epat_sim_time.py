@@ -87,12 +87,7 @@ def test_watchdog_stops_firing_within_one_pulse_and_keeps_the_count(make_unit: U
 def test_heartbeats_keep_the_watchdog_quiet(make_unit: UnitFactory, state: State) -> None:
     unit = make_unit(speed=10)
     host = unit.raw()
-    host.ack(Command.SET_PARAMS, params(250, 10, 1000))
-    host.ack(Command.ARM)
-    if state is not State.ARMED:
-        host.ack(Command.START)
-    if state is State.PAUSED:
-        host.ack(Command.PAUSE)
+    host.bring_to(state, params(250, 10, 1000))
     host.listen(0.25, heartbeat_every=0.015)  # 2.5 s simulated, a frame every 150 ms
     assert host.state() == state
 
