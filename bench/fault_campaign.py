@@ -11,8 +11,8 @@ two faults hit the session during delivery at seeded random pulses; three scenar
 recover``; the same with another patient treated on the unit before recovering; a second host
 connecting mid-delivery runs in-process).
 
-Ground truth is the simulator's own cumulative fired count (``stats().pulses_fired_total``;
-before that lands, the fitted applicator's shot counter, which survives power cycles). Per run:
+Ground truth is the simulator's own cumulative fired count (``stats().pulses_fired_total``,
+not reset by a power cycle). Per run:
 
 - hang: the session did not end within its deadline (or a CLI step did not);
 - mismatch: the record's ``delivered`` differs from the truth, or, when the record says the
@@ -140,8 +140,6 @@ class LinkProxy:
         self.loss = 0.0
         self.corrupt = 0.0
         self.delay_s = 0.0
-        self._marker: bytes | None = None
-        self._drop_line = False
         self._first: socket.socket | None = None
         self.on_loss: Callable[[str], None] | None = None
         self._closed = False
@@ -155,15 +153,11 @@ class LinkProxy:
             self._first = None
             self.on_loss = on_loss
             self.blackhole, self.loss, self.corrupt, self.delay_s = False, 0.0, 0.0, 0.0
-            self._marker, self._drop_line = None, False
 
     def set_blackhole(self, on: bool) -> None:
         self.blackhole = on
         if on:
             self._lost("link black-holed")
-
-    def lose_reply_after(self, marker: bytes) -> None:
-        self._marker = marker
 
     def drop_all(self) -> None:
         with self._lock:
@@ -235,14 +229,6 @@ class LinkProxy:
     def _filter(self, data: bytes, up: bool) -> bytes:
         if self.blackhole:
             return b""
-        if up and self._marker is not None and self._marker in data:
-            self._marker, self._drop_line = None, True
-        if not up and self._drop_line:
-            end = data.find(b"\n")
-            if end < 0:
-                return b""
-            self._drop_line = False
-            data = data[end + 1 :]
         if self.loss and self._rng.random() < self.loss:
             return b""
         if self.corrupt and data and self._rng.random() < self.corrupt:
@@ -271,32 +257,13 @@ class Unit:
         if modality == "epat":
             self.sim = EpatSimulator(speed=speed, serial=serial, applicator="D20-S", seed=seed)
             self.server = (EpatPtyServer if link == "pty" else EpatTcpServer)(self.sim).start()
-            self._applicator = self.sim._model.applicator  # fallback truth: its shot counter
-            self._shots0 = self._applicator.shots_used
         else:
             self.sim = EmttSimulator(speed=speed, serial=serial, seed=seed)
             self.server = EmttTcpServer(self.sim).start()
-            self._shots0 = self.sim.snapshot().applicator.pulses_used
-        self._pulled_at: int | None = None
-
-    @property
-    def exact_truth(self) -> bool:
-        """True once the simulators count every pulse they fire (h-drivers' stats)."""
-        stats = getattr(self.sim, "stats", None)
-        return stats is not None and hasattr(stats(), "pulses_fired_total")
 
     def fired(self) -> int:
-        """Pulses the unit has fired since it was made: the campaign's ground truth."""
-        if self.exact_truth:
-            return int(self.sim.stats().pulses_fired_total)
-        if self.modality == "epat":
-            self.sim.snapshot()  # brings the model (and the applicator's counter) to now
-            return int(self._applicator.shots_used - self._shots0)
-        with self.sim._lock:  # EMTT's applicator record is replaced on every pulse
-            self.sim._unit.advance(self.sim._clock.now())
-            fitted = self.sim._unit.applicator
-            used = fitted.pulses_used if fitted is not None else self._pulled_at
-        return int((used or self._shots0) - self._shots0)
+        """Pulses the unit has fired since it was made (across resets): the ground truth."""
+        return int(self.sim.stats().pulses_fired_total)
 
     def state(self) -> str:
         state = self.sim.snapshot().state
@@ -308,35 +275,21 @@ class Unit:
     def watched(self) -> bool:
         return self.state() in ("ARMED", "FIRING", "DELIVERING", "PAUSED")
 
-    def pull_applicator(self) -> None:
-        if self.exact_truth or self.modality == "epat":
-            self.sim.remove_applicator()
-            return
-        with self.sim._lock:  # keep the pulled applicator's last count for the fallback truth
-            now = self.sim._clock.now()
-            self.sim._unit.advance(now)
-            fitted = self.sim._unit.applicator
-            self._pulled_at = fitted.pulses_used if fitted is not None else self._pulled_at
-            self.sim._unit.remove_applicator(now)
-
-    def lose_start_reply(self, proxy: LinkProxy | None) -> str:
-        """Make the unit's reply to the next START get lost; says how."""
-        command = "START" if self.modality == "epat" else "SESS:STAR"
-        if hasattr(self.sim, "drop_reply_to"):
-            self.sim.drop_reply_to(command)
-            return f"simulator drop_reply_to({command!r})"
+    def lose_start_reply(self) -> str:
+        """Lose the unit's answer to the next START: EPAT, the reply and both retries' (the
+        host's command times out while the unit fires); EMTT, the confirmation (SYST:ERR?)."""
         if self.modality == "epat":
-            self.sim.drop_next_replies(1)
-            return "simulator drop_next_replies(1) just before START (a heartbeat may take it)"
-        assert proxy is not None
-        proxy.lose_reply_after(b"SESS:STAR")
-        return "proxy drops the unit's next line after SESS:STAR"
+            self.sim.drop_reply_to("START", times=3)
+            return "drop_reply_to('START', times=3)"
+        self.sim.drop_reply_to("SESS:STAR")
+        return "drop_reply_to('SESS:STAR')"
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.server.stop()
         with contextlib.suppress(Exception):
-            self.sim.close() if hasattr(self.sim, "close") else None
+            if hasattr(self.sim, "close"):
+                self.sim.close()
 
 
 # ----------------------------------------------------------------------------- rooms
@@ -1053,7 +1006,7 @@ class Injector:
     def before_start(self) -> None:
         for fault in self.plan:
             if fault["kind"] == "lost_start":
-                fault["how"] = self.unit.lose_start_reply(self.room.proxy)
+                fault["how"] = self.unit.lose_start_reply()
 
     def _run(self) -> None:
         try:
@@ -1112,7 +1065,7 @@ class Injector:
             self._hold(duration)
             sim.set_reply_delay(0.0)
         elif kind == "pull":
-            self.unit.pull_applicator()
+            sim.remove_applicator()
         elif kind == "overtemp":
             sim.force_overtemp()
         elif kind == "deviation":
@@ -1275,7 +1228,6 @@ def summarise(campaign: Campaign, verified: tuple[bool, str], wall_s: float) -> 
         "speed": campaign.speed,
         "sessions": campaign.args.sessions,
         "pulses": list(campaign.args.pulse_range),
-        "exact_ground_truth": _exact_truth_available(),
         **totals,
         "thread_tracebacks": extra,
         "trail_verifies": verified[0],
@@ -1287,17 +1239,11 @@ def summarise(campaign: Campaign, verified: tuple[bool, str], wall_s: float) -> 
     }
 
 
-def _exact_truth_available() -> bool:
-    from device_drivers.epat.simulator import SimStats
-
-    return "pulses_fired_total" in SimStats.__dataclass_fields__
-
-
 def print_table(summary: dict[str, Any], out: Any) -> None:
     print(
         f"fault campaign: seed {summary['seed']}, {summary['sessions']} sessions at speed "
         f"{summary['speed']}, {summary['pulses'][0]}-{summary['pulses'][1]} pulses; ground truth "
-        f"{'pulses_fired_total' if summary['exact_ground_truth'] else 'applicator counter'}",
+        "the simulators' pulses_fired_total",
         file=out,
     )
     keys = ("runs", "mismatches", "unconfirmed", "hangs", "unsupervised", "tracebacks")
