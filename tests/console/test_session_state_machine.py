@@ -108,6 +108,15 @@ def test_no_pulse_without_every_interlock_in_any_order(
         def _fired(self) -> int:
             return fired_total(simulator) - self.fired_at_start
 
+        def _let_the_workflow_notice(self, timeout_s: float = 3.0) -> None:
+            """Feed the worker's messages until delivery has ended (or ``timeout_s``), so the
+            invariants see what the workflow made of a fault, not the moment before."""
+            delivering = (SessionState.ARMED, SessionState.DELIVERING, SessionState.PAUSED)
+            with contextlib.suppress(AssertionError):  # still delivering: the invariants judge
+                self.pump.until(
+                    self.workflow, lambda: self.workflow.state not in delivering, timeout_s
+                )
+
         def _console_loses_unit(self) -> None:
             if self.fired_when_lost is None and simulator.snapshot().state in WATCHDOG_STATES:
                 self.fired_when_lost = self._fired()
@@ -217,12 +226,14 @@ def test_no_pulse_without_every_interlock_in_any_order(
             self._console_loses_unit()
             simulator.cut_link()
             self.link_cut = True
+            self._let_the_workflow_notice()
 
         @rule()
         def reset_unit(self) -> None:
             """The unit is power-cycled (a reset): IDLE, its own count back to 0."""
             simulator.power_cycle()
             self.reset_seen = True
+            self._let_the_workflow_notice()
 
         @precondition(lambda self: self.workflow.worker is not None)
         @rule()
@@ -237,12 +248,14 @@ def test_no_pulse_without_every_interlock_in_any_order(
             try:
                 other = open_device(epat_url=url, speed=SPEED)
             except DeviceError:
-                return  # refused: the unit is in another console's treatment
-            try:
-                with contextlib.suppress(*EXPECTED):
-                    other.status()
-            finally:
-                other.close()
+                pass  # refused: the unit is in another console's treatment
+            else:
+                try:
+                    with contextlib.suppress(*EXPECTED):
+                        other.status()
+                finally:
+                    other.close()
+            self._let_the_workflow_notice()
 
         @rule(times=st.sampled_from([1, 3]))
         def lose_start_reply(self, times: int) -> None:
