@@ -601,7 +601,7 @@ class Campaign:
         supervision.check(result, fired)
         if workflow is not None:
             self.judge(room, workflow.ctx.session_id, fired, result)
-            self._recover_left_open(room, workflow.ctx.session_id, result)
+            self._recover_left_open(room, workflow.ctx.session_id, fired, result)
         else:
             result.note("no session was begun")
         if follower is not None:
@@ -610,17 +610,27 @@ class Campaign:
             room.proxy.drop_all()
         unit.close()
 
-    def _recover_left_open(self, room: Room, session_id: str, result: RunResult) -> None:
-        """A session the run left open is recovered now, as the clinic would do next, so no
-        later run (or ``session recover``) trips over it; the outcome goes with the run."""
+    def _recover_left_open(
+        self, room: Room, session_id: str, truth: int, result: RunResult
+    ) -> None:
+        """A session the run left open, or ended with its count unconfirmed, is recovered now
+        while its unit is still there, as the clinic would do next (so no later run or
+        ``session recover`` trips over it); a count recovery establishes must be the truth."""
         record = room.services.sessions.load(session_id)
-        if record.state not in {s.value for s in UNFINISHED_STATES}:
+        left_open = record.state in {s.value for s in UNFINISHED_STATES}
+        if not left_open and getattr(record, "count_status", None) != "unconfirmed":
             return
         try:
-            outcome = room.services.recover(room.user, session_id)
-            result.note(f"recovered afterwards: {outcome.delivered} pulses")
+            room.services.recover(room.user, session_id)
         except Exception as exc:
             result.note(f"could not recover afterwards: {_short(exc)}")
+            return
+        record = room.services.sessions.load(session_id)
+        status = getattr(record, "count_status", None)
+        result.note(f"recovered afterwards: {record.state} {record.delivered} ({status})")
+        if status != "unconfirmed" and record.delivered != truth:
+            result.mismatch = True
+            result.note(f"mismatch after recovery: {record.delivered}, unit fired {truth}")
 
     def _drive(
         self,
