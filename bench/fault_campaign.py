@@ -7,9 +7,10 @@ simulated unit over a real link: EPAT over TCP ``socket://`` or a pseudo-termina
 TCP VISA ``SOCKET``. TCP links pass through a proxy written here that forwards bytes and can
 black-hole, lose, delay or corrupt them (the link faults a simulator cannot make itself). One or
 two faults hit the session during delivery at seeded random pulses; three scenarios run the
-``therapy-console`` CLI in a child process instead (SIGKILL mid-delivery then ``session
-recover``; the same with another patient treated on the unit before recovering; a second host
-connecting mid-delivery runs in-process).
+``therapy-console`` CLI in a child process instead: SIGKILL mid-delivery then ``session
+recover``; the same with the unit switched off and on and another patient treated on it before
+recovering. A second host connecting mid-delivery (``open_device`` on the same link while the
+session delivers, as a second console or ``device info`` would) runs in-process.
 
 Ground truth is the simulator's own cumulative fired count (``stats().pulses_fired_total``,
 not reset by a power cycle). Per run:
@@ -47,7 +48,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -732,8 +733,7 @@ class Campaign:
             high = getattr(record, "delivered_max", None)
             result.unconfirmed = True
             result.bounds = [low, high]
-            evidence = getattr(record, "count_evidence", None) or {}
-            why = evidence.get("why_unconfirmed") or evidence.get("why") or evidence
+            why = _find(getattr(record, "count_evidence", None), "why_unconfirmed")
             result.note(f"unconfirmed {low}..{high}: {why}")
             if low is None or high is None or not low <= truth <= high:
                 result.mismatch = True
@@ -897,17 +897,10 @@ class Campaign:
         self.judge(room, session_a, fired_a, result)
 
     def _other_patient(self, room: Room, unit: Unit, result: RunResult) -> None:
-        """The unit is cleared by service and used for another patient before recovery."""
-        try:
-            with open_device(
-                epat_url=room.link if room.modality == "epat" else None,
-                emtt_resource=room.link if room.modality == "emtt" else None,
-                speed=self.speed,
-            ) as driver:
-                if driver.status().state.value.upper() == "FAULT":
-                    driver.clear_fault()
-        except DeviceError as exc:
-            result.note(f"service could not clear the unit: {exc}")
+        """Staff switch the faulted unit off and on and treat another patient on it before the
+        crashed session is recovered (no console command clears it: those refuse a unit the
+        record shows in an open session)."""
+        unit.sim.power_cycle()
         before = unit.fired()
         other = RunResult(result.index, room.modality, room.name, [], result.pulses)
         holder: dict[str, Any] = {}
@@ -1163,6 +1156,20 @@ class _Lane:
                 future.set_result(call())
             except BaseException as exc:
                 future.set_exception(exc)
+
+
+def _find(evidence: Any, key: str) -> Any:
+    """The first value under ``key`` anywhere in nested evidence (None if absent)."""
+    if isinstance(evidence, Mapping):
+        if key in evidence:
+            return evidence[key]
+        evidence = list(evidence.values())
+    if isinstance(evidence, list | tuple):
+        for item in evidence:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
 
 
 def _lane(name: str) -> _Lane:
