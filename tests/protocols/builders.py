@@ -17,7 +17,10 @@ from protocols import (
     ProgrammeStatus,
 )
 
-VIGNETTES = Path(__file__).resolve().parents[3] / "shared" / "vignettes"
+#: The clinic's vignettes, copied from ``../shared/vignettes`` into the repository so a fresh
+#: clone tests them with nothing beside it (the shared folder is a read-only contract, not a
+#: test-time dependency).
+VIGNETTES = Path(__file__).resolve().parent / "data" / "vignettes"
 
 #: Nothing to report: every key answered, no finding (clinical reference §4).
 CLEAN_ANSWERS: dict[str, Any] = {
