@@ -32,7 +32,7 @@ from console.session.device_worker import DeviceWorker, Outbox
 from console.session.ports import SessionContext
 from console.session.recorder import BookRecorder
 from console.session.recovery import RecoveryOutcome, needs_recovery, recover_session
-from console.session.states import UNFINISHED_STATES
+from console.session.states import LIVE_STATES, UNFINISHED_STATES
 from console.session.workflow import SessionWorkflow
 from device_drivers.commlog import CommLog
 from device_drivers.errors import DeviceError, LinkTimeout, UnitInTreatment
@@ -426,17 +426,34 @@ class _Guards:
         return None
 
     def unit_problem(self, ctx: SessionContext, device_serial: str) -> str | None:
+        """Why no new session may use the unit (SES-RECOVER-2): another session's count on it
+        is unconfirmed, or another session was left armed, delivering or paused on it (its
+        count not yet established: the unit may have fired for it)."""
         others = [
             r
             for r in self._services.sessions.count_pending(device_serial)
             if r.session_id != ctx.session_id
         ]
-        if not others:
-            return None
-        return (
-            f"unit {device_serial}: the delivered count of session {others[0].session_id} is "
-            "unconfirmed; recover that session first (therapy-console session recover)"
-        )
+        if others:
+            return (
+                f"unit {device_serial}: the delivered count of session {others[0].session_id} "
+                "is unconfirmed; recover that session first (therapy-console session recover)"
+            )
+        live = {state.value for state in LIVE_STATES}
+        left = [
+            r
+            for r in self._services.sessions.unfinished()
+            if r.device_serial == device_serial
+            and r.state in live
+            and r.session_id != ctx.session_id
+        ]
+        if left:
+            return (
+                f"unit {device_serial}: session {left[0].session_id} is recorded {left[0].state} "
+                "on it (in treatment on another console, or left open by a console that "
+                "stopped: then recover it first with therapy-console session recover)"
+            )
+        return None
 
     def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
         return self._services.unit_opener(ctx.modality, ctx.session_id, takeover=True)()
