@@ -126,7 +126,9 @@ class SessionRecorder(Protocol):
 
     def update(self, ctx: SessionContext, fields: Mapping[str, Any]) -> None: ...
 
-    def sign(self, ctx: SessionContext, password: str, meaning: str) -> Mapping[str, Any]: ...
+    def sign(
+        self, ctx: SessionContext, password: str, meaning: str, user_name: str | None = None
+    ) -> Mapping[str, Any]: ...
 
 
 class SessionGuards(Protocol):

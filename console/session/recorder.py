@@ -14,8 +14,9 @@ from audit.sessions import SessionBook
 from console.session.ports import SessionContext
 from console.session.states import ENDED_STATES, SessionState
 
-#: Re-authenticates the signer with ``password`` and signs the session; returns the signature.
-Signer = Callable[[str, str, str], Mapping[str, Any]]  # (session_id, password, meaning)
+#: Re-authenticates the signer (user name on the first signing of a sign-in, password) and
+#: signs the session; returns the signature. (session_id, password, meaning, user_name)
+Signer = Callable[[str, str, str, str | None], Mapping[str, Any]]
 
 
 class BookRecorder:
@@ -40,5 +41,7 @@ class BookRecorder:
     def update(self, ctx: SessionContext, fields: Mapping[str, Any]) -> None:
         self._book.update(self._actor, ctx.session_id, fields)
 
-    def sign(self, ctx: SessionContext, password: str, meaning: str) -> Mapping[str, Any]:
-        return self._signer(ctx.session_id, password, meaning)
+    def sign(
+        self, ctx: SessionContext, password: str, meaning: str, user_name: str | None = None
+    ) -> Mapping[str, Any]:
+        return self._signer(ctx.session_id, password, meaning, user_name)
