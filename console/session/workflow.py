@@ -914,7 +914,11 @@ class SessionWorkflow:
         """Planned end before the target (the therapist decides the dose is enough)."""
         with self._lock:
             self._require(Action.STOP)
-            count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
+            if self.state is SessionState.PAUSED and self._resume_with_start:
+                # after a titration the unit waits ARMED with the rest loaded: STOP is refused
+                count, followed = self._command(lambda d: d.disarm(), "disarm", _STOPPED)
+            else:
+                count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
             self.segment_delivered = _count(count, followed)
             self.end_reason = "stopped by the therapist"
             self._finish(Action.STOP, _followed(followed))

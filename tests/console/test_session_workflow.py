@@ -468,3 +468,26 @@ def test_first_signature_needs_user_name_and_password_and_failures_reset_on_succ
         ("signature", 1),
         ("unlock", 1),
     ]
+
+
+@pytest.mark.req("SES-COUNT-1")
+def test_stopping_while_paused_after_a_titration_disarms_the_waiting_unit(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect: Stop after a titration sent STOP to a unit waiting ARMED with the rest loaded;
+    the unit refused it (WRONG_STATE) and the session could not be stopped."""
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 50)
+    paused_at = workflow.pause()
+    workflow.titrate(pressure_bar=Decimal("2.00"))
+    assert workflow.stop() == paused_at
+    assert workflow.state is S.STOPPED
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.delivered == paused_at == epat_sim[0].stats().pulses_fired_total
+    assert record.count_status == "confirmed"
