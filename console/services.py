@@ -334,7 +334,12 @@ class ConsoleServices:
             programme=programme,
             course_history=history,
         )
-        recorder = BookRecorder(self.sessions, user.actor, self._signer(user))
+        recorder = BookRecorder(
+            self.sessions,
+            user.actor,
+            self._signer(user),
+            lambda: self.auth.signing_needs_user_name(user),
+        )
         return SessionWorkflow(ctx, self.rules, recorder, self.alarms, guards=_Guards(self))
 
     def _signer(self, user: SignedInUser) -> Callable[[str, str, str, str | None], dict[str, Any]]:

@@ -130,6 +130,8 @@ class SessionRecorder(Protocol):
         self, ctx: SessionContext, password: str, meaning: str, user_name: str | None = None
     ) -> Mapping[str, Any]: ...
 
+    def signing_needs_user_name(self, ctx: SessionContext) -> bool: ...
+
 
 class SessionGuards(Protocol):
     """What the workflow re-checks outside itself at arm and start, and how it reaches the unit

@@ -22,10 +22,17 @@ Signer = Callable[[str, str, str, str | None], Mapping[str, Any]]
 class BookRecorder:
     """Records one therapist's session through ``book`` as ``actor``."""
 
-    def __init__(self, book: SessionBook, actor: Actor, signer: Signer) -> None:
+    def __init__(
+        self,
+        book: SessionBook,
+        actor: Actor,
+        signer: Signer,
+        needs_user_name: Callable[[], bool] | None = None,
+    ) -> None:
         self._book = book
         self._actor = actor
         self._signer = signer
+        self._needs_user_name = needs_user_name
 
     def transition(
         self, ctx: SessionContext, old: str, new: str, action: str, data: Mapping[str, Any]
@@ -45,3 +52,7 @@ class BookRecorder:
         self, ctx: SessionContext, password: str, meaning: str, user_name: str | None = None
     ) -> Mapping[str, Any]:
         return self._signer(ctx.session_id, password, meaning, user_name)
+
+    def signing_needs_user_name(self, ctx: SessionContext) -> bool:
+        """Whether the next signature is the first since sign-in (21 CFR 11.200)."""
+        return True if self._needs_user_name is None else self._needs_user_name()

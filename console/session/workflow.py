@@ -1324,6 +1324,10 @@ class SessionWorkflow:
             self._move(Action.SIGN, {"meaning": meaning})
             return signature
 
+    def signing_needs_user_name(self) -> bool:
+        """Whether signing now takes the user name too (first signing since sign-in)."""
+        return self._recorder.signing_needs_user_name(self.ctx)
+
     def signed_banner(self) -> str | None:
         """The banner "Signed by … at …; later facts are addenda", once signed "performed"."""
         signature = self.signature
