@@ -358,8 +358,8 @@ class AuthService:
         first = self.signing_needs_user_name(user)
         if first and not (user_name or "").strip():
             raise SignatureFailed(
-                "This is your first signature since you signed in: enter your user name and "
-                "your password, then sign again."
+                "This is your first signature since you signed in (or unlocked the screen): "
+                "enter your user name and your password, then sign again."
             )
         try:
             name = (user_name or "").strip()
