@@ -211,6 +211,27 @@ class UserDirectory:
                 [("user", user)],
             )
 
+    def reset_failures(self, actor: Actor, purpose: str) -> int:
+        """A successful re-authentication (signature, unlock) ends a run of failed attempts:
+        the count goes back to 0, audited with what it was. Returns the count cleared (0: no
+        change, nothing written)."""
+        with self.trail.write() as session:
+            user = self._load(session, actor.user_id)
+            cleared = user.failed_logins
+            if not cleared:
+                return 0
+            user.failed_logins = 0
+            append_rows(
+                self.trail,
+                session,
+                actor,
+                "user.failures_reset",
+                Subject("user", actor.user_id),
+                {"purpose": purpose, "cleared": cleared},
+                [("user", user)],
+            )
+            return cleared
+
     def record_login_failure(
         self, workstation: str, attempted: str, reason: str, lock_after: int
     ) -> tuple[int, bool]:
