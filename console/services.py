@@ -191,9 +191,11 @@ class ConsoleServices:
         self.auth.unlock_screen(user, password)
 
     def _audit_alarm(self, what: str, alarm: Alarm) -> None:
-        """Alarms raised (by the system) and acknowledged (by a user) go to the trail."""
+        """Alarms raised and resolved (by the system), acknowledged and audio paused (by a
+        user) go to the trail."""
         user = self.current_user
-        if what == "acknowledged" and user is not None and user.user_id == alarm.acknowledged_by:
+        by = alarm.paused_by if what == "audio_paused" else alarm.acknowledged_by
+        if what in ("acknowledged", "audio_paused") and user is not None and user.user_id == by:
             actor = user.actor
         else:
             actor = self.trail.system
@@ -205,6 +207,7 @@ class ConsoleServices:
                 "priority": alarm.priority.name.lower(),
                 "message": alarm.message,
                 "technical": alarm.technical,
+                "persists": alarm.persists,
             },
         )
 

@@ -87,6 +87,7 @@ class SessionController(QObject):
     refused = Signal(str, list)  # title, reasons
     failed = Signal(str, str, str)  # title, message, advice
     alarms_changed = Signal(list)  # active alarms, highest first
+    audio_changed = Signal(object, object)  # AlarmPriority to sound or None, paused-until or None
     estop_finished = Signal(bool, str)  # confirmed by the unit?, message
     busy_changed = Signal(bool)
 
@@ -106,6 +107,7 @@ class SessionController(QObject):
         self.bridge = MessageBridge(self)
         self.bridge.received.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self._last_alarms: list[Alarm] = []
+        self._last_audio: tuple[object, object] = (None, None)
         self._estop_requests: queue.SimpleQueue[
             tuple[SessionWorkflow | None, DeviceWorker | None] | None
         ] = queue.SimpleQueue()
@@ -302,6 +304,18 @@ class SessionController(QObject):
         if active != self._last_alarms:
             self._last_alarms = active
             self.alarms_changed.emit(active)
+        audio = (self.alarms.sounding(), self.alarms.audio_paused_until())
+        if audio != self._last_audio:
+            self._last_audio = audio
+            self.audio_changed.emit(*audio)
+
+    def pause_audio(self, user_id: str) -> None:
+        """Pause the alarm sound for two minutes (audited by the board's listener)."""
+        self.executor.submit(
+            lambda: self.alarms.pause_audio(user_id),
+            lambda _: self._check(),
+            lambda exc: self.failed.emit("Pause audio", str(exc), ""),
+        )
 
     def acknowledge(self, key: str, user_id: str) -> None:
         """Acknowledge an alarm (the board's listener audits it) on the session thread."""
