@@ -319,8 +319,13 @@ class SessionController(QObject):
 
     def acknowledge(self, key: str, user_id: str) -> None:
         """Acknowledge an alarm (the board's listener audits it) on the session thread."""
+
+        def acknowledge() -> None:
+            if any(a.key == key and not a.acknowledged for a in self.alarms.active()):
+                self.alarms.acknowledge(key, user_id)  # a second click finds nothing to do
+
         self.executor.submit(
-            lambda: self.alarms.acknowledge(key, user_id),
+            acknowledge,
             lambda _: self._check(),
             lambda exc: self.failed.emit("Acknowledge", str(exc), ""),
         )

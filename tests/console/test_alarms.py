@@ -1,10 +1,26 @@
-"""Alarms latch until acknowledged, and acknowledging is reported (so it can be audited)."""
+"""Alarms latch until acknowledged, persisting conditions until resolved; every change is
+reported (audited); the IEC 60601-1-8 flash patterns and burst tones are checked as generated."""
 
 from __future__ import annotations
 
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from console.alarms import Alarm, AlarmBoard, AlarmPriority
+from console.alarm_signals import (
+    FLASH,
+    HIGH_BURST,
+    MEDIUM_BURST,
+    SAMPLE_RATE,
+    BurstPattern,
+    burst_pcm,
+    pulse_samples,
+    wav_bytes,
+)
+from console.alarms import AUDIO_PAUSE, Alarm, AlarmBoard, AlarmPriority
+from console.services import ConsoleServices
 
 
 @pytest.mark.req("SES-ALARM-1")
@@ -37,22 +53,6 @@ def test_acknowledging_nothing_is_an_error() -> None:
 
 # --------------------------------------------------------------------------- issue 13
 # Acknowledged is not resolved; audio pause; history; every change audited; the signals.
-
-import math  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-
-from console.alarm_signals import (  # noqa: E402
-    FLASH,
-    HIGH_BURST,
-    MEDIUM_BURST,
-    SAMPLE_RATE,
-    BurstPattern,
-    burst_pcm,
-    pulse_samples,
-    wav_bytes,
-)
-from console.alarms import AUDIO_PAUSE  # noqa: E402
-from console.services import ConsoleServices  # noqa: E402
 
 
 class _Clock:
@@ -256,7 +256,7 @@ def test_flash_patterns_are_within_the_standards_frequency_and_duty(
     pattern = FLASH[priority]
     step, span = 0.001, 10.0
     samples = [pattern.lit(i * step) for i in range(int(span / step))]
-    rises = sum(1 for a, b in zip(samples, samples[1:], strict=False) if b and not a)
+    rises = sum(1 for a, b in itertools.pairwise(samples) if b and not a)
     assert low_hz <= (rises + 1) / span <= high_hz
     assert 0.20 <= sum(samples) / len(samples) <= 0.60
 
