@@ -28,6 +28,7 @@ from console.session.states import ENDED_STATES, SessionState
 from console.ui.alarm_banner import AlarmListDialog
 from console.ui.alarm_sound import AlarmSound
 from console.ui.estop import EmergencyKeyFilter
+from console.ui.input_guard import install_input_guard
 from console.ui.lock import InactivityMonitor, LockOverlay
 from console.ui.ports import BackendError, ConsoleBackend
 from console.ui.screens.base import Screen
@@ -106,6 +107,7 @@ class MainWindow(QMainWindow):
             self.emergency_stop, self.controller.unit_connected, self
         )
         app.installEventFilter(self.estop_filter)
+        install_input_guard(app)  # no wheel or Alt+key changes an input by accident
         self.inactivity = InactivityMonitor(lock_after_s or backend.lock_after_s, self)
         app.installEventFilter(self.inactivity)
         self._wire()
