@@ -158,8 +158,7 @@ class ServiceUnit:
             alarms.raise_alarm(
                 self.estop_alarm_key,
                 AlarmPriority.HIGH,
-                f"EMERGENCY STOP (service console): {self.unit.label} stopped and latched in "
-                "fault",
+                f"EMERGENCY STOP (service console): {self.unit.label} stopped and latched in fault",
                 persists=True,
             )
         self.owner.trail.append(

@@ -830,12 +830,19 @@ class SessionWorkflow:
         self._latched_ns = pressed_ns  # a status read before this cannot clear the latch
         worker = self.worker
         future = worker.emergency_stop() if worker is not None else None
-        self.alarms.raise_alarm(
-            "session.emergency_stop",
-            AlarmPriority.HIGH,
-            "EMERGENCY STOP pressed: unit stopped",
-            persists=worker is not None,  # the unit stays latched in fault until cleared
-        )
+        if worker is not None:
+            self.alarms.raise_alarm(
+                "session.emergency_stop",
+                AlarmPriority.HIGH,
+                "EMERGENCY STOP pressed: unit stopped",
+                persists=True,  # the unit stays latched in fault until it is seen out of it
+            )
+        else:  # said as exactly that: no alarm sound for a stop with nothing to stop
+            self.alarms.raise_alarm(
+                "session.emergency_stop",
+                AlarmPriority.LOW,
+                "Emergency stop pressed: no unit was connected",
+            )
         with self._lock:
             self._recorder.event(
                 self.ctx,

@@ -39,7 +39,7 @@ from console.ui.screens.patients import PatientListScreen, PatientScreen
 from console.ui.screens.planning import PlanningScreen
 from console.ui.screens.screening import ScreeningScreen
 from console.ui.screens.unit import UnitScreen
-from console.ui.session_controller import SessionController
+from console.ui.session_controller import NO_UNIT_ANSWERS, SessionController
 from console.ui.snapshot import SessionSnapshot
 from console.ui.top_bar import TopBar
 from console.ui.views import PatientView, ProtocolView, QuestionView, UserView
@@ -453,6 +453,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         screen = self.current_screen()
         if isinstance(screen, Screen):
+            if message in NO_UNIT_ANSWERS:  # nothing to stop is not a stop that failed
+                screen.notice.show_lines("Emergency stop: no unit connected", [message], "warning")
+                return
             heading = "Emergency stop" if confirmed else "EMERGENCY STOP NOT CONFIRMED"
             screen.notice.show_lines(heading, [message], "refuse")
 

@@ -81,6 +81,13 @@ class MessageBridge(QObject):
             self.received.emit(message)
 
 
+#: The emergency stop's answers when there was no unit to stop: not a failed stop (whose
+#: cue is to switch the unit off at the mains), and said as exactly that.
+NO_UNIT_TO_STOP = "No unit is connected: there is nothing to stop."
+NO_UNIT_STOPPED = "Emergency stop recorded; no unit was connected to stop."
+NO_UNIT_ANSWERS = frozenset({NO_UNIT_TO_STOP, NO_UNIT_STOPPED})
+
+
 class SessionController(QObject):
     snapshot_changed = Signal(object)  # SessionSnapshot
     reading = Signal(object)  # DeviceStatus, as it arrives, for counters and plots
@@ -230,7 +237,7 @@ class SessionController(QObject):
         workflow = self.workflow
         connecting = self._connecting_worker
         if workflow is None and connecting is None:
-            self.estop_finished.emit(False, "No unit is connected: there is nothing to stop.")
+            self.estop_finished.emit(False, NO_UNIT_TO_STOP)
             return
         self._estop_requests.put((workflow, connecting))
 
@@ -251,9 +258,7 @@ class SessionController(QObject):
                 if result is not None:
                     futures.append(result)
             if not futures:
-                self.estop_finished.emit(
-                    False, "Emergency stop recorded; no unit was connected to stop."
-                )
+                self.estop_finished.emit(False, NO_UNIT_STOPPED)
                 return
             counts = [f.result(10.0) for f in futures]
         except BaseException as exc:  # the therapist must know the stop may not have landed

@@ -251,3 +251,28 @@ def test_acknowledging_the_emergency_stop_alarm_no_longer_shows_no_active_alarms
     flow.wait_until(lambda: window.sound.playing is None, "silence once acknowledged")
     QTest.mouseClick(banner.list_button, Qt.MouseButton.LeftButton)
     assert window.alarm_list is not None and window.alarm_list.entries.count() >= 2
+
+
+@pytest.mark.req("UI-ESTOP-3")
+@pytest.mark.parametrize("where", ["patients", "screening"])
+def test_emergency_stop_with_no_unit_says_exactly_that_not_emergency_stop_not_confirmed(
+    window: MainWindow, services: ConsoleServices, where: str
+) -> None:
+    flow.login(window, "thera", PASSWORD)
+    if where == "screening":
+        flow.to_state(window, SessionState.SCREENING, "KNEE-0001")
+    QTest.mouseClick(window.top.estop, Qt.MouseButton.LeftButton)
+    screen = window.current_screen()
+    flow.wait_until(lambda: "no unit" in screen.notice.heading.text(), "the on-screen answer")
+    assert screen.notice.heading.text() == "Emergency stop: no unit connected"
+    assert "NOT CONFIRMED" not in " ".join(screen.notice.lines)
+    assert "nothing to stop" in " ".join(screen.notice.lines) or "no unit was connected" in (
+        " ".join(screen.notice.lines)
+    )
+    window.controller._check()
+    assert services.alarms.sounding() is None  # no alarm sound for a stop with nothing to stop
+    if where == "screening":
+        alarm = services.alarms.highest()
+        assert (
+            alarm is not None and alarm.message == "Emergency stop pressed: no unit was connected"
+        )
