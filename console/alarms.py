@@ -38,6 +38,9 @@ class Alarm:
     message: str
     raised_at: datetime
     technical: bool = False
+    #: the treatment session the condition belongs to, if any: its events carry it, so a
+    #: session's story shows its own alarms and no other (SES-STORY-1)
+    session_id: str | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     #: The cause is watched and the alarm is shown until it is over, acknowledged or not.
@@ -105,10 +108,12 @@ class AlarmBoard:
         message: str,
         *,
         technical: bool = False,
+        session_id: str | None = None,
         persists: bool = False,
     ) -> Alarm:
         """Raise (or re-raise with the higher priority) the condition ``key``; latches.
 
+        ``session_id`` names the session the condition arose in (None: the console's own).
         ``persists``: the caller watches the cause and calls ``resolve`` when it is over.
         """
         now = self._clock()
@@ -119,7 +124,15 @@ class AlarmBoard:
                     current = replace(current, persists=True)
                     self._alarms[key] = current
                 return current
-            alarm = Alarm(key, priority, message, now, technical=technical, persists=persists)
+            alarm = Alarm(
+                key,
+                priority,
+                message,
+                now,
+                technical=technical,
+                session_id=session_id,
+                persists=persists,
+            )
             self._alarms[key] = alarm
             # A new alarm ends an audio pause: the therapist must hear what was not paused.
             self._audio_paused_until = None

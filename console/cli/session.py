@@ -247,7 +247,7 @@ def _run_session(args: argparse.Namespace, services: Any, user: Any, password: s
             treatment_points=[],
             notes=args.notes,
         )
-        workflow.sign(password)
+        workflow.sign(password, user_name=user.user_id)  # both just given: 21 CFR 11.200
         _progress("documented and signed")
     else:
         _progress("not documented: give --pain-before and --pain-after to document and sign")
