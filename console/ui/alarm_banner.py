@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFrame,
@@ -109,7 +110,7 @@ class AlarmBanner(QFrame):
         self.more.setText(self._more_text(active))
         self.lit = not FLASH[top.priority].lit(0.0)  # force a repaint
         self.tick()
-        if FLASH[top.priority].frequency_hz > 0:
+        if FLASH[top.priority].frequency_hz > 0 and self.isVisible():
             self._timer.start()
         else:
             self._timer.stop()
@@ -133,6 +134,22 @@ class AlarmBanner(QFrame):
         self.more.setStyleSheet(style)
         self.audio.setStyleSheet(style)
         self._show_audio()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        top = self._shown
+        if top is not None and FLASH[top.priority].frequency_hz > 0:
+            self._timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt override)
+        """A banner nobody can see does not tick (a closed window's timer would run on)."""
+        self._timer.stop()
+        super().hideEvent(event)
+
+    def stop(self) -> None:
+        """Stop flashing for good (the window is shutting down)."""
+        self._timer.stop()
+        self._shown = None
 
     def show_audio_paused(self, until: datetime | None) -> None:
         self._paused_until = until

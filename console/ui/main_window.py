@@ -603,4 +603,5 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self.estop_filter)
             app.removeEventFilter(self.inactivity)
         self.controller.shutdown()
+        self.top.alarms.stop()
         self.sound.close()

@@ -74,10 +74,16 @@ def test_low_priority_alarm_is_steady_cyan(qtbot) -> None:
 def test_the_flash_timer_runs_on_the_real_clock(qtbot) -> None:
     banner = AlarmBanner()
     qtbot.addWidget(banner)
+    banner.show()
+    qtbot.waitExposed(banner)
     banner.show_alarms([_alarm(AlarmPriority.HIGH)])
     assert banner.lit
     qtbot.waitUntil(lambda: not banner.lit, timeout=2000)
     qtbot.waitUntil(lambda: banner.lit, timeout=2000)
+    banner.hide()  # a banner nobody sees does not tick (a closed window's would run on)
+    assert not banner._timer.isActive()
+    banner.show()
+    assert banner._timer.isActive()
 
 
 @pytest.mark.req("ALARM-ACK-1")
