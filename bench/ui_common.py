@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from PySide6.QtWidgets import QPushButton  # noqa: E402
 
+from console.alarms import AlarmPriority  # noqa: E402
 from console.demo import demo_units, prepare_demo  # noqa: E402
 from console.services import ConsoleServices  # noqa: E402
 from console.session.states import SessionState  # noqa: E402
@@ -193,6 +194,20 @@ class GuiDriver:
         self.wait_state(SessionState.SIGNED)
         self.click(doc.done_button, "back to the patient")
         self.wait(lambda: w.current_screen() is w.patient_screen, "the patient page")
+
+
+def alarm_running(gui: GuiDriver, services: ConsoleServices) -> str:
+    """Raise a high-priority alarm that nobody acknowledges, so the banner flashes (2 Hz) and
+    the burst loops for the rest of the run; wait until both are on. Returns what the sound
+    reports (playing, or why it cannot be heard on this computer)."""
+    window = gui.window
+    services.alarms.raise_alarm(
+        "bench.alarm", AlarmPriority.HIGH, "benchmark: a high-priority alarm flashing and sounding"
+    )
+    gui.wait(lambda: window.sound.playing is AlarmPriority.HIGH, "the alarm sound to start")
+    gui.wait(lambda: window.top.alarms.shown_alarm is not None, "the alarm banner")
+    problem = window.sound.problem
+    return "alarm sound playing" if problem is None else f"alarm sound started; {problem}"
 
 
 @contextmanager

@@ -205,10 +205,12 @@ class ConsoleServices:
         self.auth.unlock_screen(user, password)
 
     def _audit_alarm(self, what: str, alarm: Alarm) -> None:
-        """Alarms raised (by the system) and acknowledged (by a user) go to the trail, with the
-        session they arose in (an acknowledgement carries the session of the alarm)."""
+        """Alarms raised and resolved (by the system), acknowledged and audio paused (by a
+        user) go to the trail, with the session they arose in (an acknowledgement carries the
+        session of the alarm)."""
         user = self.current_user
-        if what == "acknowledged" and user is not None and user.user_id == alarm.acknowledged_by:
+        by = alarm.paused_by if what == "audio_paused" else alarm.acknowledged_by
+        if what in ("acknowledged", "audio_paused") and user is not None and user.user_id == by:
             actor = user.actor
         else:
             actor = self.trail.system
@@ -216,6 +218,7 @@ class ConsoleServices:
             "priority": alarm.priority.name.lower(),
             "message": alarm.message,
             "technical": alarm.technical,
+            "persists": alarm.persists,
         }
         if alarm.session_id is not None:
             data["session_id"] = alarm.session_id  # the session it belongs to (SES-STORY-1)

@@ -24,6 +24,7 @@ from typing import Any
 from audit.events import Subject
 from audit.trail import AuditTrail
 from console import paths
+from console.alarms import AlarmBoard, AlarmPriority
 from console.auth import AuthService, SignedInUser
 from console.devices import open_device
 from console.service.commlog_view import CommLogFile, CommLogView, decode_commlog, list_commlogs
@@ -132,9 +133,34 @@ class ServiceUnit:
         )
         return exchange
 
+    @property
+    def estop_alarm_key(self) -> str:
+        return f"service.{self.identity.serial}.emergency_stop"
+
     def emergency_stop(self, user: SignedInUser) -> int:
-        """Stop the unit at once (its own thread: never behind a queued command); audited."""
-        delivered = self.worker.emergency_stop().result(10.0)
+        """Stop the unit at once (its own thread: never behind a queued command); audited, and
+        a high-priority alarm (ALARM-SVC-1) that stays shown while this console holds the
+        latched unit (resolved when it is disconnected: nothing here watches it afterwards)."""
+        alarms = self.owner.alarms
+        try:
+            delivered = self.worker.emergency_stop().result(10.0)
+        except BaseException as exc:
+            if alarms is not None:
+                alarms.raise_alarm(
+                    self.estop_alarm_key,
+                    AlarmPriority.HIGH,
+                    f"EMERGENCY STOP NOT CONFIRMED by {self.unit.label} ({exc}): switch the "
+                    "unit off at the mains",
+                    persists=True,
+                )
+            raise
+        if alarms is not None:
+            alarms.raise_alarm(
+                self.estop_alarm_key,
+                AlarmPriority.HIGH,
+                f"EMERGENCY STOP (service console): {self.unit.label} stopped and latched in fault",
+                persists=True,
+            )
         self.owner.trail.append(
             user.actor,
             "device.emergency_stop",
@@ -149,6 +175,8 @@ class ServiceUnit:
             return
         self.closed = True
         self.worker.shutdown()
+        if self.owner.alarms is not None:
+            self.owner.alarms.resolve(self.estop_alarm_key)
         self.owner._forget(self)
         self.owner.trail.append(
             user.actor, "device.service_closed", self.subject, {"unit": self.unit.label}
@@ -165,8 +193,10 @@ class ServiceServices:
         commlog_dir: Path | None,
         visa_backend: str = "@py",
         device_speed: float = 1.0,
+        alarms: AlarmBoard | None = None,
     ) -> None:
         self.auth = auth
+        self.alarms = alarms  # the console's board: the service console's stops raise alarms
         self.trail = trail
         self.rooms_path = Path(rooms_path)
         self.commlog_dir = commlog_dir
@@ -185,6 +215,7 @@ class ServiceServices:
             commlog_dir=config.commlog_dir,
             visa_backend=config.visa_backend,
             device_speed=config.device_speed,
+            alarms=getattr(services, "alarms", None),
         )
 
     # ------------------------------------------------------------------ rooms and links

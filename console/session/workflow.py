@@ -269,6 +269,9 @@ class SessionWorkflow:
         self._reset_seen: str | None = None
         self._resume_with_start = False  # after titration the unit waits ARMED, not PAUSED
         self._estop_pressed = False
+        #: When a persisting fault/emergency-stop alarm was raised: only a status read after it
+        #: can show the unit out of fault (and resolve the alarm).
+        self._latched_ns = 0
         self.end_reason: str | None = None
         self.faults: list[dict[str, Any]] = []
         self.titrations: list[dict[str, Any]] = []
@@ -350,11 +353,23 @@ class SessionWorkflow:
         return TransitionRefused(action, self.state, reasons)
 
     def _alarm(
-        self, key: str, priority: AlarmPriority, message: str, *, technical: bool = False
+        self,
+        key: str,
+        priority: AlarmPriority,
+        message: str,
+        *,
+        technical: bool = False,
+        persists: bool = False,
     ) -> None:
-        """Raise an alarm of this session: its events carry the session id (SES-STORY-1)."""
+        """Raise an alarm of this session: its events carry the session id (SES-STORY-1);
+        ``persists``: shown until ``_unit_conditions_over`` resolves it (ALARM-ACK-1)."""
         self.alarms.raise_alarm(
-            key, priority, message, technical=technical, session_id=self.ctx.session_id
+            key,
+            priority,
+            message,
+            technical=technical,
+            session_id=self.ctx.session_id,
+            persists=persists,
         )
 
     def _changed(self) -> None:
@@ -670,6 +685,7 @@ class SessionWorkflow:
             worker.poll_status_after_s = STATUS_SILENCE_S
             worker.link_silence_s = LINK_SILENCE_S
             self.worker = worker
+            self._unit_conditions_over(link=True, fault=status.state is not UnitState.FAULT)
             self.identity, self.envelope, self.applicator_before = identity, envelope, applicator
             self.last_status = status
             self._track(status)
@@ -951,11 +967,22 @@ class SessionWorkflow:
         """Immediate, latched stop. Sent to the unit before any lock is taken."""
         pressed_ns = time.monotonic_ns()
         self._estop_pressed = True  # no lock: the unit's own ESTOP report may race us for it
+        self._latched_ns = pressed_ns  # a status read before this cannot clear the latch
         worker = self.worker
         future = worker.emergency_stop() if worker is not None else None
-        self._alarm(
-            "session.emergency_stop", AlarmPriority.HIGH, "EMERGENCY STOP pressed: unit stopped"
-        )
+        if worker is not None:
+            self._alarm(
+                "session.emergency_stop",
+                AlarmPriority.HIGH,
+                "EMERGENCY STOP pressed: unit stopped",
+                persists=True,  # the unit stays latched in fault until it is seen out of it
+            )
+        else:  # said as exactly that: no alarm sound for a stop with nothing to stop
+            self._alarm(
+                "session.emergency_stop",
+                AlarmPriority.LOW,
+                "Emergency stop pressed: no unit was connected",
+            )
         with self._lock:
             self._recorder.event(
                 self.ctx,
@@ -1192,6 +1219,8 @@ class SessionWorkflow:
                 return
         self._track(status)
         self.last_status = status
+        if status.state is not UnitState.FAULT and status.received_ns > self._latched_ns:
+            self._unit_conditions_over(link=False)
         if self.state in LIVE_STATES and fresh:
             self.segment_delivered = status.delivered
             if status.state is UnitState.FAULT:
@@ -1230,8 +1259,22 @@ class SessionWorkflow:
             # The unit's report of our own emergency stop won the lock: record it as what it is.
             self._fault_end(Action.EMERGENCY_STOP, "emergency stop")
             return
-        self._alarm("device.fault", AlarmPriority.HIGH, f"Unit fault: {cause}. Delivery stopped.")
+        self._latched_ns = time.monotonic_ns()
+        self._alarm(
+            "device.fault",
+            AlarmPriority.HIGH,
+            f"Unit fault: {cause}. Delivery stopped.",
+            persists=True,
+        )
         self._fault_end(Action.FAULT, f"device fault: {cause}")
+
+    def _unit_conditions_over(self, *, link: bool, fault: bool = True) -> None:
+        """Resolve the persisting alarms whose cause the unit's own report shows is over."""
+        keys = (["device.link_lost"] if link else []) + (
+            ["device.fault", "session.emergency_stop"] if fault else []
+        )
+        for key in keys:
+            self.alarms.resolve(key)
 
     def _drop_worker(self) -> None:
         """Let go of a worker whose link is gone; its thread ends without waiting here."""
@@ -1242,7 +1285,12 @@ class SessionWorkflow:
     def _on_link_lost(self, reason: str) -> None:
         if next_state(self.state, Action.FAULT) is None:
             return
-        self._alarm("device.link_lost", AlarmPriority.HIGH, f"Link to the unit lost: {reason}")
+        self._alarm(
+            "device.link_lost",
+            AlarmPriority.HIGH,
+            f"Link to the unit lost: {reason}",
+            persists=True,
+        )
         self._drop_worker()  # the count is read after reconnecting (SES-COUNT-2)
         self._fault_end(Action.FAULT, f"link lost: {reason}")
 

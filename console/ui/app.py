@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from PySide6.QtWidgets import QApplication
 
+from console.ui.input_guard import install_input_guard
 from console.ui.main_window import MainWindow
 from console.ui.ports import ConsoleBackend
 from console.ui.theme import apply_theme
@@ -29,6 +30,7 @@ def application(argv: Sequence[str] | None = None) -> QApplication:
         app.setOrganizationName("clinic")
     assert isinstance(app, QApplication)
     apply_theme(app)
+    install_input_guard(app)
     return app
 
 

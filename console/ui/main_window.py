@@ -8,6 +8,7 @@ changes. It decides nothing about safety: refusals come from the workflow and ar
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.alarms import AlarmPriority
+from console.app_logging import get_logger
 from console.session.ports import PlannedParameters
 from console.session.states import ENDED_STATES, SessionState
 from console.session.workflow import TransitionRefused
+from console.ui.alarm_banner import AlarmListDialog
+from console.ui.alarm_sound import AlarmSound
 from console.ui.estop import EmergencyKeyFilter
+from console.ui.input_guard import install_input_guard
 from console.ui.lock import InactivityMonitor, LockOverlay
 from console.ui.ports import BackendError, ConsoleBackend
 from console.ui.screens.base import Screen
@@ -36,12 +42,14 @@ from console.ui.screens.patients import PatientListScreen, PatientScreen
 from console.ui.screens.planning import PlanningScreen
 from console.ui.screens.screening import ScreeningScreen
 from console.ui.screens.unit import UnitScreen
-from console.ui.session_controller import SessionController
+from console.ui.session_controller import NO_UNIT_ANSWERS, SessionController
 from console.ui.snapshot import SessionSnapshot
 from console.ui.top_bar import TopBar
 from console.ui.views import PatientView, ProtocolView, QuestionView, UserView
 
 #: Session states in which the unit is attached and may hold energy: closing is refused.
+log = get_logger(__name__)
+
 _UNIT_STATES = frozenset(
     {SessionState.CONNECTED, SessionState.ARMED, SessionState.DELIVERING, SessionState.PAUSED}
 )
@@ -61,6 +69,8 @@ class MainWindow(QMainWindow):
         self.resize(1366, 860)
         self.backend = backend
         self.controller = SessionController(backend.alarms, parent=self)
+        self.sound = AlarmSound(self)
+        self.alarm_list: AlarmListDialog | None = None
         self.user: UserView | None = None
         self.patient: PatientView | None = None
         self.protocol: ProtocolView | None = None
@@ -101,6 +111,7 @@ class MainWindow(QMainWindow):
             self.emergency_stop, self.controller.unit_connected, self
         )
         app.installEventFilter(self.estop_filter)
+        install_input_guard(app)  # no wheel or Alt+key changes an input by accident
         self.inactivity = InactivityMonitor(lock_after_s or backend.lock_after_s, self)
         app.installEventFilter(self.inactivity)
         self._wire()
@@ -137,6 +148,12 @@ class MainWindow(QMainWindow):
         c.refused.connect(self._on_refused)
         c.failed.connect(self._on_failed)
         c.alarms_changed.connect(self.top.alarms.show_alarms)
+        c.audio_changed.connect(self._on_audio)
+        self.sound.unavailable.connect(self._no_audio)
+        if self.sound.problem is not None:
+            self._no_audio(self.sound.problem)
+        self.top.alarms.pause_audio_requested.connect(self._pause_audio)
+        self.top.alarms.history_requested.connect(self._show_alarm_list)
         c.estop_finished.connect(self._on_estop_finished)
         c.busy_changed.connect(self._on_busy)
         self.top.estop.triggered.connect(self.emergency_stop)
@@ -468,8 +485,32 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         screen = self.current_screen()
         if isinstance(screen, Screen):
+            if message in NO_UNIT_ANSWERS:  # nothing to stop is not a stop that failed
+                screen.notice.show_lines("Emergency stop: no unit connected", [message], "warning")
+                return
             heading = "Emergency stop" if confirmed else "EMERGENCY STOP NOT CONFIRMED"
             screen.notice.show_lines(heading, [message], "refuse")
+
+    def _on_audio(self, priority: AlarmPriority | None, paused_until: datetime | None) -> None:
+        self.sound.play(priority)
+        self.top.alarms.show_audio_paused(paused_until)
+
+    def _no_audio(self, why: str) -> None:
+        """Said once (the sound object reports it once): in the log and beside the alarms."""
+        log.warning("alarm_audio_unavailable", why=why)
+        self.top.alarms.show_no_audio(why)
+
+    def _pause_audio(self) -> None:
+        if self.user is None or self.locked:
+            return
+        self.controller.pause_audio(self.user.user_id)
+
+    def _show_alarm_list(self) -> None:
+        if self.alarm_list is None:
+            self.alarm_list = AlarmListDialog(self)
+        self.alarm_list.show_history(self.backend.alarms.history())
+        self.alarm_list.show()
+        self.alarm_list.raise_()
 
     def _acknowledge(self, key: str) -> None:
         if self.user is None or self.locked:
@@ -562,3 +603,5 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self.estop_filter)
             app.removeEventFilter(self.inactivity)
         self.controller.shutdown()
+        self.top.alarms.stop()
+        self.sound.close()

@@ -83,12 +83,20 @@ class MessageBridge(QObject):
             self.received.emit(message)
 
 
+#: The emergency stop's answers when there was no unit to stop: not a failed stop (whose
+#: cue is to switch the unit off at the mains), and said as exactly that.
+NO_UNIT_TO_STOP = "No unit is connected: there is nothing to stop."
+NO_UNIT_STOPPED = "Emergency stop recorded; no unit was connected to stop."
+NO_UNIT_ANSWERS = frozenset({NO_UNIT_TO_STOP, NO_UNIT_STOPPED})
+
+
 class SessionController(QObject):
     snapshot_changed = Signal(object)  # SessionSnapshot
     reading = Signal(object)  # DeviceStatus, as it arrives, for counters and plots
     refused = Signal(str, list)  # title, reasons
     failed = Signal(str, str, str)  # title, message, advice
     alarms_changed = Signal(list)  # active alarms, highest first
+    audio_changed = Signal(object, object)  # AlarmPriority to sound or None, paused-until or None
     estop_finished = Signal(bool, str)  # confirmed by the unit?, message
     busy_changed = Signal(bool)
 
@@ -108,6 +116,7 @@ class SessionController(QObject):
         self.bridge = MessageBridge(self)
         self.bridge.received.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self._last_alarms: list[Alarm] = []
+        self._last_audio: tuple[object, object] = (None, None)
         self._estop_requests: queue.SimpleQueue[
             tuple[SessionWorkflow | None, DeviceWorker | None] | None
         ] = queue.SimpleQueue()
@@ -241,7 +250,7 @@ class SessionController(QObject):
         workflow = self.workflow
         connecting = self._connecting_worker
         if workflow is None and connecting is None:
-            self.estop_finished.emit(False, "No unit is connected: there is nothing to stop.")
+            self.estop_finished.emit(False, NO_UNIT_TO_STOP)
             return
         self._estop_requests.put((workflow, connecting))
 
@@ -262,9 +271,7 @@ class SessionController(QObject):
                 if result is not None:
                     futures.append(result)
             if not futures:
-                self.estop_finished.emit(
-                    False, "Emergency stop recorded; no unit was connected to stop."
-                )
+                self.estop_finished.emit(False, NO_UNIT_STOPPED)
                 return
             counts = [f.result(10.0) for f in futures]
         except BaseException as exc:  # the therapist must know the stop may not have landed
@@ -315,11 +322,28 @@ class SessionController(QObject):
         if active != self._last_alarms:
             self._last_alarms = active
             self.alarms_changed.emit(active)
+        audio = (self.alarms.sounding(), self.alarms.audio_paused_until())
+        if audio != self._last_audio:
+            self._last_audio = audio
+            self.audio_changed.emit(*audio)
+
+    def pause_audio(self, user_id: str) -> None:
+        """Pause the alarm sound for two minutes (audited by the board's listener)."""
+        self.executor.submit(
+            lambda: self.alarms.pause_audio(user_id),
+            lambda _: self._check(),
+            lambda exc: self.failed.emit("Pause audio", str(exc), ""),
+        )
 
     def acknowledge(self, key: str, user_id: str) -> None:
         """Acknowledge an alarm (the board's listener audits it) on the session thread."""
+
+        def acknowledge() -> None:
+            if any(a.key == key and not a.acknowledged for a in self.alarms.active()):
+                self.alarms.acknowledge(key, user_id)  # a second click finds nothing to do
+
         self.executor.submit(
-            lambda: self.alarms.acknowledge(key, user_id),
+            acknowledge,
             lambda _: self._check(),
             lambda exc: self.failed.emit("Acknowledge", str(exc), ""),
         )

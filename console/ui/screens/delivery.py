@@ -7,8 +7,6 @@ count shown is the workflow's (the unit's own counts); readings come from the un
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QVBoxLayout, QWidget
 
@@ -16,8 +14,10 @@ from console.session.interlocks import MIN_OVERRIDE_REASON_CHARS
 from console.session.states import ENDED_STATES, Action, SessionState
 from console.ui import theme
 from console.ui.counter import PulseCounter
+from console.ui.numbers import parse_number
 from console.ui.plot import LivePlot
 from console.ui.screens.base import Screen
+from console.ui.screens.planning import decimal_point
 from console.ui.screens.unit import plan_text
 from console.ui.snapshot import SessionSnapshot
 from console.ui.widgets import AbortBox, Notice, ReasonBox, button, label, panel, set_text
@@ -163,7 +163,7 @@ class DeliveryScreen(Screen):
         paused = snapshot.state is SessionState.PAUSED
         if paused and not self.titration.isVisible() and plan is not None:
             current = plan.field_mt if self._field_mode else plan.pressure_bar
-            self.titrate_value.setText(str(current))
+            self.titrate_value.setText(str(current).replace(".", decimal_point()))
         self.titration.setVisible(paused)
         if snapshot.state in ENDED_STATES:
             heading = _STATE_TEXT.get(snapshot.state, snapshot.state.value)
@@ -175,10 +175,11 @@ class DeliveryScreen(Screen):
         self.update_actions()
 
     def _titrate(self) -> None:
-        try:
-            value = Decimal(self.titrate_value.text().strip())
-        except InvalidOperation:
-            self.show_refusal("Titrate", [f"'{self.titrate_value.text()}' is not a number"])
+        value, problem = parse_number(
+            self.titrate_value.text(), decimal_point(), what="titrated value"
+        )
+        if value is None:
+            self.show_refusal("Titrate", [problem or "not a number"])
             return
         reason = self.titrate_reason.text().strip() or None
         self.titrate_requested.emit(value, reason)

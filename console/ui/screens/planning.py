@@ -9,13 +9,14 @@ Going outside the protocol range is possible only with a written reason (recorde
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QLocale, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLineEdit, QWidget
 
 from console.session.interlocks import MIN_OVERRIDE_REASON_CHARS
 from console.session.ports import PlannedParameters, ValidationVerdict
+from console.ui.numbers import parse_number
 from console.ui.screens.base import Screen
 from console.ui.snapshot import SessionSnapshot
 from console.ui.views import FieldRangeView, ProtocolView
@@ -33,25 +34,22 @@ from device_drivers.interface import ValueRange
 
 
 def _fmt(value: Decimal) -> str:
-    return f"{value:,}" if value == value.to_integral_value() and abs(value) >= 1000 else str(value)
+    """A value as the therapist would type it: no thousands separators (they are refused)."""
+    return str(value).replace(".", decimal_point())
+
+
+def decimal_point() -> str:
+    """The decimal separator of the console's (system) locale."""
+    return QLocale().decimalPoint()
 
 
 def parse_field(field: FieldRangeView, text: str) -> tuple[Decimal | int | None, str | None]:
-    """The typed value, or why it is not a number of the right kind (never clamped)."""
-    cleaned = text.strip().replace(",", "")
-    if not cleaned:
-        return None, f"enter the {field.label.lower()}"
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None, f"'{text}' is not a number"
-    if not value.is_finite():
-        return None, f"'{text}' is not a number"
-    if field.name == "pulses":
-        if value != value.to_integral_value():
-            return None, "pulses are a whole number"
-        return int(value), None
-    return value, None
+    """The typed value, or why it is refused (never clamped, never reinterpreted)."""
+    whole = field.name == "pulses"
+    value, problem = parse_number(text, decimal_point(), whole=whole, what=field.label.lower())
+    if value is None:
+        return None, problem
+    return (int(value), None) if whole else (value, None)
 
 
 class FieldEditor:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from console.session.interlocks import MIN_OVERRIDE_REASON_CHARS
 from console.session.ports import ScreeningVerdict
 from console.ui import theme
+from console.ui.numbers import parse_number
 from console.ui.screens.base import Screen
 from console.ui.snapshot import SessionSnapshot
 from console.ui.views import QuestionView
@@ -113,10 +114,11 @@ class QuestionRow:
                 return (True, None)
             return (True, self._date.date().toString("yyyy-MM-dd"))
         assert self._int is not None
-        text = self._int.text().strip()
-        if text.isdigit():
-            return (True, int(text))
-        return (False, text)
+        text = self._int.text()
+        value, _ = parse_number(text, whole=True)  # "٢" or "1e3" is no answer, never a guess
+        if value is not None and value >= 0:
+            return (True, int(value))
+        return (False, text.strip())
 
     def set_answer(self, value: Any) -> None:
         """Fill in an answer (tests, screenshots and re-opening a screening)."""
@@ -236,6 +238,8 @@ class ScreeningScreen(Screen):
         self.abort.reset()
         self._snapshot = None
         self.update_actions()
+        self.scroll.verticalScrollBar().setValue(0)  # a new screening starts at its first question
+        self.scroll.horizontalScrollBar().setValue(0)
 
     def answers(self) -> dict[str, Any]:
         answered: dict[str, Any] = {}

@@ -153,7 +153,7 @@ def test_parameter_editor_shows_ranges_and_never_clamps(qtbot) -> None:
     pressure = screen.editors["pressure_bar"]
     assert pressure.caption.text() == "Pressure (bar)"
     assert pressure.protocol_range.text() == "protocol 1.5–3.5 bar (default 2.5)"
-    assert screen.editors["pulses"].edit.text() == "2,000"
+    assert screen.editors["pulses"].edit.text() == "2000"  # typed back as shown: no grouping
     pressure.edit.setText("abc")
     with qtbot.assertNotEmitted(screen.plan_requested):
         qtbot.mouseClick(screen.validate_button, Qt.MouseButton.LeftButton)

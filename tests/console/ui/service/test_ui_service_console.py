@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from console.alarms import AlarmPriority
 from console.auth import PermissionDenied, SignedInUser
 from console.devices import open_device
 from console.services import ConsoleServices
@@ -184,3 +185,29 @@ def test_therapists_and_admins_cannot_open_the_service_console(
             user_id,
             "device_diagnostics",
         )
+
+
+@pytest.mark.req("ALARM-SVC-1")
+def test_service_console_emergency_stop_raises_an_alarm_where_it_raised_none(
+    qtbot: Any,
+    console: ServiceConsole,
+    services: ConsoleServices,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    simulator, url = epat_sim
+    _add_unit(qtbot, console, "Room 1", "EPAT", "epat", url)
+    console.select_unit("Room 1", "EPAT")
+    qtbot.mouseClick(console.connect_button, LEFT)
+    qtbot.waitUntil(lambda: console.unit is not None, timeout=WAIT_MS)
+    qtbot.mouseClick(console.estop, LEFT)
+    qtbot.waitUntil(lambda: simulator.snapshot().state.name == "FAULT", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: services.alarms.highest() is not None, timeout=WAIT_MS)
+    alarm = services.alarms.highest()
+    assert alarm is not None and alarm.priority is AlarmPriority.HIGH and alarm.persists
+    assert "EMERGENCY STOP" in alarm.message and "latched in fault" in alarm.message
+    services.alarms.acknowledge(alarm.key, "svc")
+    assert [a.key for a in services.alarms.active()] == [alarm.key]  # the unit is still held
+    console.disconnect_unit()
+    qtbot.waitUntil(lambda: services.alarms.active() == [], timeout=WAIT_MS)
+    actions = [e.action for e in services.trail.events(after_seq=0, limit=10_000)]
+    assert {"alarm.raised", "alarm.acknowledged", "alarm.resolved"} <= set(actions)
