@@ -422,7 +422,13 @@ def _ended_unperformed(
     """End a session an error interrupted (never left open: CLI-RUN-1); the error to raise."""
     from audit.errors import StoreError
     from console.session.workflow import TransitionRefused
-    from device_drivers.errors import DeviceError, LinkLost, LinkTimeout, UnitInTreatment
+    from device_drivers.errors import (
+        DeviceError,
+        ImpossibleEnvelope,
+        LinkLost,
+        LinkTimeout,
+        UnitInTreatment,
+    )
 
     link = args.epat or args.emtt
     if isinstance(exc, KeyboardInterrupt):
@@ -439,6 +445,8 @@ def _ended_unperformed(
         what, code = f"the database failed during the session: {exc}", EXIT_DATABASE
     elif isinstance(exc, UnitInTreatment):
         what, code = f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY
+    elif isinstance(exc, ImpossibleEnvelope):  # refused on opening (EPAT) or at connect (EMTT)
+        what, code = f"the unit reports values the console cannot use: {exc}", EXIT_UNIT
     elif isinstance(exc, DeviceError | TimeoutError) and (
         phase == "open" or (phase == "connect" and isinstance(exc, LinkLost | LinkTimeout))
     ):

@@ -144,7 +144,7 @@ def test_emtt_unit_with_a_nonsense_envelope_is_refused_in_one_line(
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
 
 
-@pytest.mark.req("CLI-ERR-1", "CLI-RUN-1")
+@pytest.mark.req("CLI-ERR-1", "CLI-RUN-1", "EPAT-OPEN-2")
 def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     env: dict[str, str],
     patient_id: str,
@@ -156,6 +156,7 @@ def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     code, _, error = session_run(env, patient_id, screening, ["--epat", url])
     assert code == EXIT_UNIT
     assert "reports values the console cannot use" in error and "minimum" in error
+    assert "impossible envelope" in error and "service the unit" in error  # refused on opening
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
     assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == State.IDLE
 
