@@ -382,7 +382,12 @@ class ConsoleServices:
         # connection would cut the session's own link while a stray driver kept heartbeating.
         workflow.check_can_connect()
         opener = self.unit_opener(workflow.ctx.modality, workflow.ctx.session_id)
-        worker = DeviceWorker(opener, outbox, name=f"unit-{workflow.ctx.modality.value}")
+        worker = DeviceWorker(
+            opener,
+            outbox,
+            name=f"unit-{workflow.ctx.modality.value}",
+            link=self.unit_link(workflow.ctx.modality),
+        )
         try:
             # Fail fast with the driver's own one-line error (unreachable, garbled, in use).
             worker.start().result(UNIT_OPEN_TIMEOUT_S)

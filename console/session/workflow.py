@@ -562,6 +562,8 @@ class SessionWorkflow:
                     "applicator_type": applicator.type or None,
                     "applicator_serial": applicator.serial or None,
                     "shots_before": shots_before,
+                    # SVC-SESS-1: service commands refuse this link before opening it
+                    "unit_link": worker.link,
                 },
             )
             self._recorder.update(
