@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         c.failed.connect(self._on_failed)
         c.alarms_changed.connect(self.top.alarms.show_alarms)
         c.estop_finished.connect(self._on_estop_finished)
+        c.record_finished.connect(self._on_record_finished)
         c.busy_changed.connect(self._on_busy)
         self.top.estop.triggered.connect(self.emergency_stop)
         self.top.alarms.acknowledge_requested.connect(self._acknowledge)
@@ -438,6 +439,14 @@ class MainWindow(QMainWindow):
         if isinstance(screen, Screen):
             heading = "Emergency stop" if confirmed else "EMERGENCY STOP NOT CONFIRMED"
             screen.notice.show_lines(heading, [message], "refuse")
+
+    def _on_record_finished(self, recorded: bool, message: str) -> None:
+        """SES-DB-1: the session whose record failed is recorded now (or still open)."""
+        self.statusBar().showMessage(message)
+        screen = self.current_screen()
+        if isinstance(screen, Screen):
+            heading = "Session recorded" if recorded else "SESSION NOT RECORDED"
+            screen.notice.show_lines(heading, [message], "ok" if recorded else "refuse")
 
     def _acknowledge(self, key: str) -> None:
         if self.user is None or self.locked:
