@@ -196,15 +196,8 @@ class SessionController(QObject):
 
     def _report(self, title: str, exc: BaseException, workflow: SessionWorkflow) -> None:
         self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
-        if isinstance(exc, StoreError):
+        if isinstance(exc, StoreError):  # the HIGH alarm says it; record_finished ends it
             self._record_later(workflow, exc)
-            self.failed.emit(
-                title,
-                str(exc),
-                "The unit was stopped and keeps its count. The session will be recorded when "
-                "the database is back; if it does not come back, call IT, then recover the "
-                "session from the patient's page.",
-            )
         elif isinstance(exc, TransitionRefused):
             self.refused.emit(title, list(exc.reasons))
         elif isinstance(exc, DeviceError | TimeoutError):
