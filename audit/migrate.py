@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from audit.errors import SchemaNotCurrent
+from audit.keys import CheckpointSigner
 from audit.store import RecordStore, describe, open_store
 
 _HERE = Path(__file__).resolve().parent
@@ -39,8 +40,17 @@ def current_revision(store: RecordStore) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(store_or_url: RecordStore | str, revision: str = "head") -> str:
-    """Create or migrate the schema to ``revision``; returns the revision now current."""
+def upgrade(
+    store_or_url: RecordStore | str,
+    revision: str = "head",
+    *,
+    signer: CheckpointSigner | None = None,
+    workstation: str | None = None,
+) -> str:
+    """Create or migrate the schema to ``revision``; returns the revision now current.
+
+    ``signer``/``workstation``: this installation's, for migrations that append audit events
+    (0004 signs a checkpoint after the events it appends when it has the signer)."""
     store = (
         store_or_url
         if isinstance(store_or_url, RecordStore)
@@ -48,7 +58,10 @@ def upgrade(store_or_url: RecordStore | str, revision: str = "head") -> str:
     )
     try:
         with store.engine.begin() as conn:
-            command.upgrade(_config(conn), revision)
+            config = _config(conn)
+            config.attributes["signer"] = signer
+            config.attributes["workstation"] = workstation
+            command.upgrade(config, revision)
         now = current_revision(store)
         assert now is not None
         return now

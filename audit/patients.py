@@ -13,6 +13,7 @@ from sqlalchemy import select
 from audit.canonical import utc_now_ts
 from audit.errors import AuditDataError, DuplicateRecord, NotFound
 from audit.events import Actor, Subject
+from audit.records import append_rows
 from audit.schema import Patient
 from audit.trail import MIN_REASON_CHARS, AuditTrail
 from audit.values import PatientRecord
@@ -67,12 +68,14 @@ class PatientRegistry:
                 created_by=actor.user_id,
             )
             session.add(patient)
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "patient.created",
                 Subject("patient", patient_id),
                 {"pseudonym": pseudonym, "birth_date": birth_date.isoformat()},
+                [("patient", patient)],
             )
         log.info("patient_created", patient_id=patient_id, by=actor.user_id)
         return _record(patient)
@@ -107,12 +110,14 @@ class PatientRegistry:
                 patient.birth_date = birth_date
             if not changes:
                 raise AuditDataError("nothing to change: the values given are the current ones")
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "patient.changed",
                 Subject("patient", patient_id),
                 {"changes": changes, "reason": reason.strip()},
+                [("patient", patient)],
             )
             return _record(patient)
 

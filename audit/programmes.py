@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_now_ts
 from audit.errors import AuditDataError, DuplicateRecord, NotFound
 from audit.events import Actor, Subject
+from audit.records import append_rows
 from audit.schema import Patient, ProgrammeAssignment, ProgrammePhase
 from audit.trail import MIN_REASON_CHARS, AuditTrail
 from audit.values import PhaseRecord, ProgrammeRecord
@@ -81,12 +82,12 @@ class ProgrammeBook:
                 updated_at=now,
             )
             session.add(assignment)
-            session.add(
-                ProgrammePhase(
-                    assignment_id=programme_id, phase=phase, started_on=start_date, note=""
-                )
+            first_phase = ProgrammePhase(
+                assignment_id=programme_id, phase=phase, started_on=start_date, note=""
             )
-            self.trail.append_in(
+            session.add(first_phase)
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "programme.assigned",
@@ -98,6 +99,7 @@ class ProgrammeBook:
                     "phase": phase,
                     "start_date": start_date.isoformat(),
                 },
+                [("programme", assignment), ("programme_phase", first_phase)],
             )
             session.flush()
             return _record(session, assignment)
@@ -124,15 +126,21 @@ class ProgrammeBook:
             old = assignment.current_phase
             assignment.current_phase = phase
             assignment.updated_at = utc_now_ts()
-            session.add(
-                ProgrammePhase(assignment_id=programme_id, phase=phase, started_on=on, note=note)
+            new_phase = ProgrammePhase(
+                assignment_id=programme_id, phase=phase, started_on=on, note=note
             )
-            self.trail.append_in(
+            session.add(new_phase)
+            rows = [("programme", assignment), ("programme_phase", new_phase)]
+            if current is not None:
+                rows.append(("programme_phase", current))
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "programme.phase_changed",
                 Subject("programme", programme_id),
                 {"from": old, "to": phase, "on": on.isoformat(), "note": note},
+                rows,
             )
             session.flush()
             return _record(session, assignment)
@@ -157,14 +165,18 @@ class ProgrammeBook:
                 .where(ProgrammePhase.assignment_id == programme_id)
                 .order_by(ProgrammePhase.id.desc())
             ).first()
+            rows: list[tuple[str, object]] = [("programme", assignment)]
             if current is not None and current.ended_on is None:
                 current.ended_on = on
-            self.trail.append_in(
+                rows.append(("programme_phase", current))
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "programme.ended",
                 Subject("programme", programme_id),
                 {"status": status, "on": on.isoformat(), "reason": reason.strip()},
+                rows,
             )
             session.flush()
             return _record(session, assignment)

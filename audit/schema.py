@@ -71,7 +71,8 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the login name
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    #: a credential: in the trail's record projection only as "sha256:" + its hex digest
+    password_hash: Mapped[str] = mapped_column(String(255), info={"credential": True})
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -204,19 +205,33 @@ class SessionEvent(Base):
 
 
 class SessionSignature(Base):
-    """An electronic signature: who, when, meaning, over which content hash (append-only)."""
+    """An electronic signature: who, when, meaning, over which content hash (append-only).
+
+    In the record projection (``audit/records.py``) a signature is of type ``signature`` with
+    the keys audit-format.md names: ``record_type``/``record_id`` (the session), ``signer``,
+    and ``content_hash`` = ``record_hash`` (SHA-256 of the session's projected fields at
+    signing, migration 0004); the clinical content hash of 21 CFR 11.70 (``content_hash``
+    here) appears there as ``session_content_hash``."""
 
     __tablename__ = "session_signatures"
-    __table_args__ = (CheckConstraint("meaning IN ('performed', 'reviewed')", name="meaning"),)
+    __table_args__ = (
+        CheckConstraint("meaning IN ('performed', 'reviewed')", name="meaning"),
+        {"info": {"record_constants": {"record_type": "session"}}},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("treatment_sessions.id"), index=True)
-    signer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("treatment_sessions.id"), index=True, info={"record_key": "record_id"}
+    )
+    signer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), info={"record_key": "signer"})
     signer_name: Mapped[str] = mapped_column(String(200))
     signed_at: Mapped[str] = mapped_column(TS)
     meaning: Mapped[str] = mapped_column(String(16))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(
+        String(64), info={"record_key": "session_content_hash"}
+    )
     audit_seq: Mapped[int] = mapped_column(ForeignKey("audit_events.seq"))
+    record_hash: Mapped[str | None] = mapped_column(String(64), info={"record_key": "content_hash"})
 
 
 class AuditEventRow(Base):

@@ -23,12 +23,13 @@ from datetime import date
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from audit.canonical import canonical_json, to_json_value, utc_now_ts
 from audit.errors import AuditDataError, DuplicateRecord, NotFound, RecordLocked
-from audit.events import Actor, Subject
+from audit.events import Actor, AuditEvent, Subject
+from audit.records import fields_hash, record_of, row_projection, signature_record_seq
 from audit.schema import (
     AuditEventRow,
     Patient,
@@ -326,10 +327,7 @@ class SessionBook:
                 "session_date": session_date.isoformat(),
                 "state": state,
             }
-            event = self.trail.append_in(
-                session, actor, "session.created", Subject("session", session_id), data
-            )
-            self._session_event(session, session_id, event.seq, event.ts, event.action, data)
+            self._append(session, actor, "session.created", row, data, session_event=True)
             session.flush()
             return _record(session, row)
 
@@ -343,13 +341,7 @@ class SessionBook:
             row = self._load(session, session_id, for_update=True)
             self._refuse_if_signed(session, row)
             self._apply(session, row, values)
-            self.trail.append_in(
-                session,
-                actor,
-                "session.updated",
-                Subject("session", session_id),
-                {"fields": values},
-            )
+            self._append(session, actor, "session.updated", row, {"fields": values})
             return _record(session, row)
 
     def transition(
@@ -368,6 +360,9 @@ class SessionBook:
         details = to_json_value(dict(data or {}), "data")
         with self.trail.write() as session:
             row = self._load(session, session_id, for_update=True)
+            if (old, new) == ("documented", "signed") and row.state == "signed":
+                # the "performed" signature moved it already (``sign``), before signing
+                return _record(session, row)
             if row.state != old:
                 raise AuditDataError(
                     f"the session is {row.state}, not {old}: reload it before acting"
@@ -377,10 +372,9 @@ class SessionBook:
             row.state = new
             row.updated_at = utc_now_ts()
             payload = {"action": action, "from": old, "to": new, "details": details}
-            event = self.trail.append_in(
-                session, actor, "session.transition", Subject("session", session_id), payload
+            event = self._append(
+                session, actor, "session.transition", row, payload, session_event=True
             )
-            self._session_event(session, session_id, event.seq, event.ts, event.action, payload)
             record = _record(session, row)
         log.info("session_transition", session_id=session_id, old=old, new=new, seq=event.seq)
         return record
@@ -389,8 +383,11 @@ class SessionBook:
         self, actor: Actor, session_id: str, action: str, data: Mapping[str, Any] | None = None
     ) -> int:
         """Something that happened in the session (a device command and its result, a
-        screening decision, an alarm …); returns the audit seq."""
+        screening decision, an alarm …); returns the audit seq. Changes no row, so ``record``
+        (a row's projection) is refused in its data."""
         payload = to_json_value(dict(data or {}), "data")
+        if "record" in payload:
+            raise AuditDataError("'record' is reserved for the row a change writes")
         with self.trail.write() as session:
             self._load(session, session_id)
             event = self.trail.append_in(
@@ -424,6 +421,19 @@ class SessionBook:
                     raise AuditDataError("a review follows the treating therapist's signature")
                 if signer.user_id in {s.signer_id for s in record.signatures}:
                     raise AuditDataError("the reviewer must be someone who has not signed it")
+            if meaning == "performed" and row.state == "documented":
+                # the state moves with the signature, so that the record it covers is final
+                row.state = "signed"
+                row.updated_at = utc_now_ts()
+                payload = {
+                    "action": "sign",
+                    "from": "documented",
+                    "to": "signed",
+                    "details": {"meaning": meaning},
+                }
+                self._append(
+                    session, signer, "session.transition", row, payload, session_event=True
+                )
             digest = content_hash(record)
             signed_at = utc_now_ts()
             data = {
@@ -433,18 +443,28 @@ class SessionBook:
                 "meaning": meaning,
                 "content_hash": digest,
             }
-            event = self.trail.append_in(
-                session, signer, "session.signed", Subject("session", session_id), data
-            )
+            # The signature row references its own event (audit_seq), so it is added after the
+            # event; its id and that seq are taken first, inside this serialised transaction.
             signature = SessionSignature(
+                id=_next_signature_id(session),
                 session_id=session_id,
                 signer_id=signer.user_id,
                 signer_name=signer_name,
                 signed_at=signed_at,
                 meaning=meaning,
                 content_hash=digest,
-                audit_seq=event.seq,
+                audit_seq=self.trail.next_seq_in(session),
+                record_hash=fields_hash(row_projection("session", row)),
             )
+            event = self.trail.append_in(
+                session,
+                signer,
+                "session.signed",
+                Subject("session", session_id),
+                {**data, "record": record_of("signature", signature)},
+            )
+            if event.seq != signature.audit_seq:
+                raise AuditDataError("the trail moved while signing; sign again")
             session.add(signature)
             session.flush()
             return _signature(signature)
@@ -473,13 +493,18 @@ class SessionBook:
             before = session_content(_record(session, row))
             changes = {name: {"from": before[name], "to": value} for name, value in values.items()}
             self._apply(session, row, values)
+            data: dict[str, Any] = {"changes": changes, "record": record_of("session", row)}
+            performed = session.scalars(
+                select(SessionSignature)
+                .where(SessionSignature.session_id == session_id)
+                .where(SessionSignature.meaning == "performed")
+                .order_by(SessionSignature.id.desc())
+            ).first()
+            if performed is not None:
+                # audit-format: a signed record changes only by naming its signature's seq
+                data["amends"] = signature_record_seq(session, performed.id, performed.audit_seq)
             self.trail.correct_in(
-                session,
-                actor,
-                corrects_seq,
-                reason,
-                {"changes": changes},
-                action="session.amended",
+                session, actor, corrects_seq, reason, data, action="session.amended"
             )
             return _record(session, row)
 
@@ -580,6 +605,30 @@ class SessionBook:
             setattr(row, name, value)
         row.updated_at = utc_now_ts()
 
+    def _append(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        row: TreatmentSession,
+        data: Mapping[str, Any],
+        *,
+        session_event: bool = False,
+    ) -> AuditEvent:
+        """Append ``action`` about the session carrying its complete row (``data.record``);
+        with ``session_event`` also the session's own event row (without the record)."""
+        session.flush()
+        event = self.trail.append_in(
+            session,
+            actor,
+            action,
+            Subject("session", row.id),
+            {**data, "record": record_of("session", row)},
+        )
+        if session_event:
+            self._session_event(session, row.id, event.seq, event.ts, action, data)
+        return event
+
     @staticmethod
     def _session_event(
         session: Session, session_id: str, seq: int, ts: str, action: str, data: Any
@@ -599,6 +648,7 @@ def _judge(
     ):
         return False, "the signature is not in the audit trail (forged or moved)"
     logged = json.loads(event.data)
+    logged.pop("record", None)
     expected = {
         "signer_id": signature.signer_id,
         "signer_name": signature.signer_name,
@@ -614,3 +664,16 @@ def _judge(
             "the record changed after it was signed (or the signature belongs to another record)",
         )
     return True, "valid: covers the record as it is now"
+
+
+def _next_signature_id(session: Session) -> int:
+    """The id the next signature row gets, taken inside the (serialised) write transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        value = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence('session_signatures', 'id'))")
+        ).scalar_one()
+    else:
+        value = session.execute(
+            text("SELECT coalesce(max(id), 0) + 1 FROM session_signatures")
+        ).scalar_one()
+    return int(value)

@@ -136,7 +136,15 @@ class AuditTrail:
         subject: Subject,
         data: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
-        """Append one event in its own transaction; returned once committed (durable)."""
+        """Append one event in its own transaction; returned once committed (durable).
+
+        It changes no record row, so its data cannot carry a ``record`` (the projection of a
+        row, audit-format.md): that is appended with the row's change (``append_in``)."""
+        if data is not None and "record" in data:
+            raise AuditDataError(
+                "an event appended on its own changes no record row; 'record' is reserved for "
+                "the row a change writes"
+            )
         data_json = self._prepare(actor, action, subject, data)
         with self.store.raw_write() as (cursor, after_commit):
             return self._append_cursor(cursor, after_commit, actor, action, subject, data_json)
@@ -160,6 +168,14 @@ class AuditTrail:
             return self._append_cursor(cursor, after_commit, actor, action, subject, data_json)
         finally:
             cursor.close()
+
+    def next_seq_in(self, session: Session) -> int:
+        """The seq the next ``append_in`` in this write transaction gets (writers are
+        serialised, so nobody else appends in between)."""
+        if not session.info.get(_WRITE_MARK):
+            raise AuditError("next_seq_in needs a transaction from AuditTrail.write()")
+        head = session.execute(text(self._head_sql)).first()
+        return 1 if head is None else int(head[0]) + 1
 
     @staticmethod
     def _prepare(

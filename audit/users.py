@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_now_ts
 from audit.errors import AuditDataError, DuplicateRecord, NotFound
 from audit.events import PERSON_ROLES, Actor, Subject, check_word
+from audit.records import append_rows
 from audit.schema import User
 from audit.trail import AuditTrail
 from audit.values import UserCredentials, UserRecord
@@ -93,12 +94,14 @@ class UserDirectory:
                 password_changed_at=now,
             )
             session.add(user)
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "user.created",
                 Subject("user", user_id),
                 {"full_name": user.full_name, "role": role},
+                [("user", user)],
             )
             return _record(user)
 
@@ -108,12 +111,14 @@ class UserDirectory:
             if not active:
                 _refuse_if_last_admin(session, user, "disabled")
             user.active = active
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "user.enabled" if active else "user.disabled",
                 Subject("user", user_id),
                 {},
+                [("user", user)],
             )
             return _record(user)
 
@@ -126,12 +131,14 @@ class UserDirectory:
             user.password_changed_at = utc_now_ts()
             user.failed_logins = 0
             user.locked = False
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "user.password_changed",
                 Subject("user", user_id),
                 {"by": actor.user_id, "unlocked": was_locked},
+                [("user", user)],
             )
             return _record(user)
 
@@ -148,12 +155,14 @@ class UserDirectory:
                 _refuse_if_last_admin(session, user, "given another role")
             old = user.role
             user.role = role
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 actor,
                 "user.role_changed",
                 Subject("user", user_id),
                 {"from": old, "to": role},
+                [("user", user)],
             )
             return _record(user)
 
@@ -162,8 +171,14 @@ class UserDirectory:
         with self.trail.write() as session:
             user = self._load(session, user_id)
             user.password_hash = password_hash
-            self.trail.append_in(
-                session, actor, "user.password_rehashed", Subject("user", user_id), {}
+            append_rows(
+                self.trail,
+                session,
+                actor,
+                "user.password_rehashed",
+                Subject("user", user_id),
+                {},
+                [("user", user)],
             )
 
     def unlock(self, actor: Actor, user_id: str) -> UserRecord:
@@ -171,14 +186,51 @@ class UserDirectory:
             user = self._load(session, user_id)
             user.locked = False
             user.failed_logins = 0
-            self.trail.append_in(session, actor, "user.unlocked", Subject("user", user_id), {})
+            append_rows(
+                self.trail,
+                session,
+                actor,
+                "user.unlocked",
+                Subject("user", user_id),
+                {},
+                [("user", user)],
+            )
             return _record(user)
 
     def record_login(self, actor: Actor) -> None:
         with self.trail.write() as session:
             user = self._load(session, actor.user_id)
             user.failed_logins = 0
-            self.trail.append_in(session, actor, "user.login", Subject("user", actor.user_id), {})
+            append_rows(
+                self.trail,
+                session,
+                actor,
+                "user.login",
+                Subject("user", actor.user_id),
+                {},
+                [("user", user)],
+            )
+
+    def reset_failures(self, actor: Actor, purpose: str) -> int:
+        """A successful re-authentication (signature, unlock) ends a run of failed attempts:
+        the count goes back to 0, audited with what it was. Returns the count cleared (0: no
+        change, nothing written)."""
+        with self.trail.write() as session:
+            user = self._load(session, actor.user_id)
+            cleared = user.failed_logins
+            if not cleared:
+                return 0
+            user.failed_logins = 0
+            append_rows(
+                self.trail,
+                session,
+                actor,
+                "user.failures_reset",
+                Subject("user", actor.user_id),
+                {"purpose": purpose, "cleared": cleared},
+                [("user", user)],
+            )
+            return cleared
 
     def record_login_failure(
         self, workstation: str, attempted: str, reason: str, lock_after: int
@@ -202,22 +254,26 @@ class UserDirectory:
                 return 0, False
             user.failed_logins += 1
             failures = user.failed_logins
-            self.trail.append_in(
+            append_rows(
+                self.trail,
                 session,
                 system,
                 "user.login_failed",
                 Subject("user", user.id),
                 {"reason": reason, "consecutive_failures": failures},
+                [("user", user)],
             )
             locked_now = failures >= lock_after and not user.locked
             if locked_now:
                 user.locked = True
-                self.trail.append_in(
+                append_rows(
+                    self.trail,
                     session,
                     system,
                     "user.locked",
                     Subject("user", user.id),
                     {"consecutive_failures": failures, "threshold": lock_after},
+                    [("user", user)],
                 )
             return failures, locked_now
 

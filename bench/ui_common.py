@@ -110,6 +110,7 @@ class GuiDriver:
     # ------------------------------------------------------------------ the session, by screen
     def login(self, user: str, password: str) -> None:
         w = self.window
+        self.user = user  # the first signature since sign-in takes the user name too
         self.call(lambda: w.login_screen.username.setText(user))
         self.call(lambda: w.login_screen.password.setText(password))
         self.click(w.login_screen.sign_in, "sign in")
@@ -186,6 +187,7 @@ class GuiDriver:
         self.call(fill)
         self.click(doc.save_button, "save documentation")
         self.wait_state(SessionState.DOCUMENTED)
+        self.call(lambda: doc.user_name.setText(self.user))
         self.call(lambda: doc.password.setText(password))
         self.click(doc.sign_button, "sign")
         self.wait_state(SessionState.SIGNED)

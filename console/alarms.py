@@ -29,6 +29,9 @@ class Alarm:
     message: str
     raised_at: datetime
     technical: bool = False
+    #: the treatment session the condition belongs to, if any: its events carry it, so a
+    #: session's story shows its own alarms and no other (SES-STORY-1)
+    session_id: str | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
 
@@ -49,14 +52,29 @@ class AlarmBoard:
         self._listener = listener
 
     def raise_alarm(
-        self, key: str, priority: AlarmPriority, message: str, *, technical: bool = False
+        self,
+        key: str,
+        priority: AlarmPriority,
+        message: str,
+        *,
+        technical: bool = False,
+        session_id: str | None = None,
     ) -> Alarm:
-        """Raise (or re-raise with the higher priority) the condition ``key``; latches."""
+        """Raise (or re-raise with the higher priority) the condition ``key``; latches.
+
+        ``session_id`` names the session the condition arose in (None: the console's own)."""
         with self._lock:
             current = self._alarms.get(key)
             if current is not None and current.active and current.priority >= priority:
                 return current
-            alarm = Alarm(key, priority, message, datetime.now(UTC), technical=technical)
+            alarm = Alarm(
+                key,
+                priority,
+                message,
+                datetime.now(UTC),
+                technical=technical,
+                session_id=session_id,
+            )
             self._alarms[key] = alarm
         if self._listener is not None:
             self._listener("raised", alarm)

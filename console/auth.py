@@ -7,8 +7,12 @@
   signing) counts towards the same limit.
 - Roles: ``require(user, action)`` checks the role table (``console/roles.py``) and that the
   account is still active and unlocked; a refusal is audited and raised as ``PermissionDenied``.
-- Electronic signature (21 CFR 11.200): the signer re-enters the password at the moment of
-  signing; the signature records name, time and meaning and covers the record's content hash.
+- Electronic signature (21 CFR 11.200): the first signing after sign-in needs the user name
+  and the password; later ones in the same continuous session (no sign-out, no screen lock in
+  between) the password. The signature records name, time and meaning and covers the record's
+  content hash. Failed signing attempts count towards the lockout, are audited (also on the
+  session) and raise ``SignatureFailed`` whose message says what to do; a successful signature
+  or unlock resets the count (SES-SIGN-2).
 """
 
 from __future__ import annotations
@@ -70,6 +74,14 @@ class PasswordRejected(AuthError):
     pass
 
 
+class SignatureFailed(AuthError):
+    """A signing attempt failed; the message says what happened and what to do next."""
+
+    def __init__(self, message: str, failures: int | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
 class PermissionDenied(AuthError):
     def __init__(self, role: str, action: str) -> None:
         self.role = role
@@ -120,6 +132,9 @@ class AuthService:
         self.hasher = hasher or production_hasher()
         self.lock_after = lock_after
         self._dummy_hash: str | None = None
+        #: users who have signed since they signed in on this console (21 CFR 11.200): their
+        #: next signatures in the same continuous session need only the password
+        self._signed_in_session: set[str] = set()
 
     # ------------------------------------------------------------------ passwords
     @staticmethod
@@ -163,6 +178,7 @@ class AuthService:
         if not self._password_matches(creds.password_hash, password):
             self._fail(creds.user_id, "wrong_password")
         user = SignedInUser(creds.user_id, creds.full_name, creds.role, self.workstation)
+        self._signed_in_session.discard(user.user_id)  # a new session: name and password again
         self.users.record_login(user.actor)
         if self.hasher.check_needs_rehash(creds.password_hash):
             self.users.replace_hash(user.actor, user.user_id, self.hasher.hash(password))
@@ -180,15 +196,19 @@ class AuthService:
             self._fail(user.user_id, f"wrong_password_on_{purpose}")
 
     def logout(self, user: SignedInUser) -> None:
+        self._signed_in_session.discard(user.user_id)
         self.trail.append(user.actor, "user.logout", Subject("user", user.user_id))
         log.info("logout", user_id=user.user_id)
 
     def lock_screen(self, user: SignedInUser) -> None:
+        # a locked screen ends the continuous session (the stricter reading of 11.200)
+        self._signed_in_session.discard(user.user_id)
         self.trail.append(user.actor, "user.screen_locked", Subject("user", user.user_id))
 
     def unlock_screen(self, user: SignedInUser, password: str) -> None:
         self.reauthenticate(user, password, "unlock")
         self.trail.append(user.actor, "user.screen_unlocked", Subject("user", user.user_id))
+        self.users.reset_failures(user.actor, "unlock")
 
     def _refuse_if_unusable(self, creds: UserCredentials, purpose: str) -> None:
         if creds.locked or not creds.active:
@@ -299,6 +319,11 @@ class AuthService:
         return self.users.unlock(by.actor, user_id)
 
     # ------------------------------------------------------------------ e-signature
+    def signing_needs_user_name(self, user: SignedInUser) -> bool:
+        """Whether ``user``'s next signature is the first of this continuous session (then it
+        takes the user name and the password; later ones the password only)."""
+        return user.user_id not in self._signed_in_session
+
     def sign_session(
         self,
         sessions: SessionBook,
@@ -306,13 +331,67 @@ class AuthService:
         password: str,
         session_id: str,
         meaning: str = "performed",
+        user_name: str | None = None,
     ) -> SignatureRecord:
-        """Sign a session record: role check, password re-entered, then the signature (name,
-        time, meaning, content hash) stored and audited."""
+        """Sign a session record: role check, the signature's components checked (21 CFR
+        11.200), then the signature (name, time, meaning, content hash) stored and audited."""
         self.require(user, "sign_session" if meaning == "performed" else "review_session")
-        self.reauthenticate(user, password, "signature")
+        self.check_signature_components(sessions, user, password, session_id, user_name)
         creds = self.users.credentials(user.user_id)
         assert creds is not None
         signature = sessions.sign(user.actor, creds.full_name, session_id, meaning)
+        self.signed(user)
         log.info("session_signed", user_id=user.user_id, session_id=session_id, meaning=meaning)
         return signature
+
+    def check_signature_components(
+        self,
+        sessions: SessionBook,
+        user: SignedInUser,
+        password: str,
+        session_id: str,
+        user_name: str | None,
+    ) -> None:
+        """The user name (first signing of the session) and the password, or
+        ``SignatureFailed`` / ``AccountLocked``; a failed attempt is counted and audited on the
+        user and on the session."""
+        first = self.signing_needs_user_name(user)
+        if first and not (user_name or "").strip():
+            raise SignatureFailed(
+                "This is your first signature since you signed in (or unlocked the screen): "
+                "enter your user name and your password, then sign again."
+            )
+        try:
+            name = (user_name or "").strip()
+            if (first or name) and name != user.user_id:
+                self._fail(user.user_id, "wrong_user_name_on_signature")
+            self.reauthenticate(user, password, "signature")
+        except (LoginFailed, AccountLocked) as exc:
+            creds = self.users.credentials(user.user_id)
+            failures = creds.failed_logins if creds is not None else None
+            sessions.record_event(
+                user.actor,
+                session_id,
+                "session.signature_failed",
+                {"consecutive_failures": failures, "locked": isinstance(exc, AccountLocked)},
+            )
+            if isinstance(exc, AccountLocked):
+                raise
+            advice = _signature_advice(first, failures, self.lock_after)
+            raise SignatureFailed(advice, failures) from None
+
+    def signed(self, user: SignedInUser) -> None:
+        """A signature succeeded: later ones in this session take the password only, and the
+        run of failed attempts ends."""
+        self._signed_in_session.add(user.user_id)
+        self.users.reset_failures(user.actor, "signature")
+
+
+def _signature_advice(first: bool, failures: int | None, lock_after: int) -> str:
+    what = "user name or password" if first else "password"
+    left = "" if failures is None else f" ({failures} of {lock_after} attempts failed in a row)"
+    return (
+        f"Not signed: the {what} did not match{left}. Re-enter your {what} and sign again; "
+        f"after {lock_after} failed attempts in a row the account is locked until an admin "
+        "unlocks it. Nothing was signed."
+    )

@@ -215,20 +215,24 @@ def _rights(store: RecordStore) -> CheckLine:
 
 
 def _trail(store: RecordStore) -> CheckLine:
+    from audit.records import verify_records
     from audit.verify import verify_store
 
     report = verify_store(store)
+    record = verify_records(store)
     text = (
         f"{report.events:,} events, {report.checkpoints} signed checkpoints, last seq "
-        f"{report.last_seq}: {'VERIFIED' if report.ok else 'FAILED'}"
+        f"{report.last_seq}: {'VERIFIED' if report.ok else 'FAILED'}; record of "
+        f"{record.records:,} rows: {'VERIFIED' if record.ok else 'FAILED'}"
     )
-    if not report.ok:
-        first = report.problems[0]
+    count = len(report.problems) + len(record.problems)
+    if count:
+        first = str(report.problems[0] if report.problems else record.problems[0])
         text += (
-            f" — {len(report.problems)} problem(s), first at seq {first.seq}: {first.message}; "
+            f" — {count} problem(s), first at {first}; "
             "`therapy-console audit verify` lists them all"
         )
-    return CheckLine("trail", report.ok, text)
+    return CheckLine("trail", report.ok and record.ok, text)
 
 
 def _os_user() -> str:

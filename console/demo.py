@@ -162,7 +162,9 @@ def _history(
     services.sessions.update(
         actor, record.session_id, {"pain_before": pain[0], "pain_after": pain[1]}
     )
-    services.auth.sign_session(services.sessions, therapist, password, record.session_id)
+    services.auth.sign_session(
+        services.sessions, therapist, password, record.session_id, user_name=therapist.user_id
+    )
     services.sessions.transition(actor, record.session_id, "documented", "signed", "sign")
 
 

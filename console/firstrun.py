@@ -209,19 +209,20 @@ def prepare_database(
     backup: Path | None = None
     if found.state is DatabaseState.OLDER and found.is_sqlite:
         backup = backup_sqlite(_sqlite_path(url), found.revision or "none", now=now)
+    key_path = key_path or paths.signing_key_path()
+    workstation = workstation or paths.workstation_id()
     if found.state is not DatabaseState.CURRENT:
         try:
-            revision = migrate.upgrade(url)
+            # a migration that appends audit events (0004) signs them with this console's key
+            signer = load_or_create_signer(key_path)[0] if key_path.exists() else None
+            revision = migrate.upgrade(url, signer=signer, workstation=workstation)
         except Exception as exc:  # whatever a migration raises, say where the backup is
             kept = f"; the backup made before is at {backup}" if backup else ""
             raise FirstRunError(f"the migration of {found.database} failed: {exc}{kept}") from exc
     else:
         revision = found.head
     key_id, key_created, users = _register_signing_key(
-        url,
-        key_path or paths.signing_key_path(),
-        witness_path or paths.witness_path(),
-        workstation or paths.workstation_id(),
+        url, key_path, witness_path or paths.witness_path(), workstation
     )
     action = {DatabaseState.MISSING: "created", DatabaseState.OLDER: "migrated"}.get(
         found.state, "current"

@@ -8,18 +8,21 @@ Nothing here imports Qt; nothing here decides safety that the workflow does not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from audit.canonical import utc_now_ts
 from audit.errors import AuditError, NotFound
 from audit.events import Subject
 from audit.keys import load_or_create_signer
 from audit.patients import PatientRegistry
 from audit.programmes import ProgrammeBook
-from audit.sessions import SessionBook
+from audit.sessions import SessionBook, content_hash
 from audit.store import SQLITE_BUSY_TIMEOUT_S, RecordStore, open_store
 from audit.trail import AuditTrail
 from audit.users import UserDirectory
@@ -37,7 +40,7 @@ from console.session.recovery import (
     needs_recovery,
     recover_session,
 )
-from console.session.states import UNFINISHED_STATES
+from console.session.states import LIVE_STATES, UNFINISHED_STATES
 from console.session.workflow import SessionWorkflow
 from device_drivers.commlog import CommLog
 from device_drivers.errors import DeviceError, LinkTimeout, UnitInTreatment
@@ -68,6 +71,17 @@ class PatientHasUnfinishedSession(Exception):
             f"session {record.session_id} of this patient was left {record.state} when the "
             "console stopped: recover it first (the unit is checked and the pulses counted)"
         )
+
+
+#: What an addendum to a signed session may add to: the facts documented after delivery.
+ADDENDUM_FIELDS = frozenset(
+    {"pain_before", "pain_after", "adverse_events", "treatment_points", "notes"}
+)
+MIN_ADDENDUM_REASON_CHARS = 20
+
+
+class AddendumRefused(ValueError):
+    """An addendum that cannot be recorded as given; the message says what to change."""
 
 
 class NotTheTreatingTherapist(PermissionDenied):
@@ -198,22 +212,21 @@ class ConsoleServices:
         self.auth.unlock_screen(user, password)
 
     def _audit_alarm(self, what: str, alarm: Alarm) -> None:
-        """Alarms raised (by the system) and acknowledged (by a user) go to the trail."""
+        """Alarms raised (by the system) and acknowledged (by a user) go to the trail, with the
+        session they arose in (an acknowledgement carries the session of the alarm)."""
         user = self.current_user
         if what == "acknowledged" and user is not None and user.user_id == alarm.acknowledged_by:
             actor = user.actor
         else:
             actor = self.trail.system
-        self.trail.append(
-            actor,
-            f"alarm.{what}",
-            Subject("alarm", alarm.key),
-            {
-                "priority": alarm.priority.name.lower(),
-                "message": alarm.message,
-                "technical": alarm.technical,
-            },
-        )
+        data: dict[str, Any] = {
+            "priority": alarm.priority.name.lower(),
+            "message": alarm.message,
+            "technical": alarm.technical,
+        }
+        if alarm.session_id is not None:
+            data["session_id"] = alarm.session_id  # the session it belongs to (SES-STORY-1)
+        self.trail.append(actor, f"alarm.{what}", Subject("alarm", alarm.key), data)
 
     # ------------------------------------------------------------------ patients
     def search_patients(self, user: SignedInUser, text: str = "") -> list[PatientRecord]:
@@ -332,12 +345,21 @@ class ConsoleServices:
             programme=programme,
             course_history=history,
         )
-        recorder = BookRecorder(self.sessions, user.actor, self._signer(user))
+        recorder = BookRecorder(
+            self.sessions,
+            user.actor,
+            self._signer(user),
+            lambda: self.auth.signing_needs_user_name(user),
+        )
         return SessionWorkflow(ctx, self.rules, recorder, self.alarms, guards=_Guards(self))
 
-    def _signer(self, user: SignedInUser) -> Callable[[str, str, str], dict[str, Any]]:
-        def sign(session_id: str, password: str, meaning: str) -> dict[str, Any]:
-            signature = self.auth.sign_session(self.sessions, user, password, session_id, meaning)
+    def _signer(self, user: SignedInUser) -> Callable[[str, str, str, str | None], dict[str, Any]]:
+        def sign(
+            session_id: str, password: str, meaning: str, user_name: str | None
+        ) -> dict[str, Any]:
+            signature = self.auth.sign_session(
+                self.sessions, user, password, session_id, meaning, user_name
+            )
             return {
                 "signer_id": signature.signer_id,
                 "signer_name": signature.signer_name,
@@ -347,6 +369,61 @@ class ConsoleServices:
             }
 
         return sign
+
+    def add_addendum(
+        self,
+        user: SignedInUser,
+        session_id: str,
+        fields: Mapping[str, Any],
+        reason: str,
+        password: str,
+        user_name: str | None = None,
+    ) -> SessionRecord:
+        """A later fact about a signed session (SES-SIGN-1): an amendment with its reason
+        (``SessionBook.amend``, naming the "performed" signature it follows), then signed on
+        its own by the one who adds it (password, and user name on the first signing since
+        sign-in). The signed original stays readable: the amendment records every old value."""
+        self.auth.require(user, "sign_session")
+        text = reason.strip() if isinstance(reason, str) else ""
+        problems = []
+        if len(text) < MIN_ADDENDUM_REASON_CHARS:
+            problems.append(
+                f"an addendum needs a reason of at least {MIN_ADDENDUM_REASON_CHARS} characters "
+                "(what was learnt later, and from whom)"
+            )
+        unknown = sorted(set(fields) - ADDENDUM_FIELDS)
+        if unknown:
+            problems.append(
+                f"an addendum may add to {', '.join(sorted(ADDENDUM_FIELDS))}; not {unknown}"
+            )
+        if not fields:
+            problems.append("an addendum must change at least one documented fact")
+        record = self.sessions.load(session_id)
+        performed = [s for s in record.signatures if s.meaning == "performed"]
+        if not performed:
+            problems.append("the session is not signed yet: change its documentation, then sign it")
+        if problems:
+            raise AddendumRefused("; ".join(problems))
+        self.auth.check_signature_components(self.sessions, user, password, session_id, user_name)
+        amended = self.sessions.amend(
+            user.actor, session_id, dict(fields), text, performed[0].audit_seq
+        )
+        creds = self.users.credentials(user.user_id)
+        self.sessions.record_event(
+            user.actor,
+            session_id,
+            "session.addendum_signed",
+            {
+                "signer_id": user.user_id,
+                "signer_name": creds.full_name if creds is not None else user.full_name,
+                "signed_at": utc_now_ts(),
+                "meaning": "addendum",
+                "amendment_seq": _last_amendment_seq(self.trail, session_id),
+                "content_hash": content_hash(amended),
+            },
+        )
+        self.auth.signed(user)
+        return self.sessions.load(session_id)
 
     # ------------------------------------------------------------------ units
     def unit_link(self, modality: Modality) -> str:
@@ -442,17 +519,34 @@ class _Guards:
         return None
 
     def unit_problem(self, ctx: SessionContext, device_serial: str) -> str | None:
+        """Why no new session may use the unit (SES-RECOVER-2): another session's count on it
+        is unconfirmed, or another session was left armed, delivering or paused on it (its
+        count not yet established: the unit may have fired for it)."""
         others = [
             r
             for r in self._services.sessions.count_pending(device_serial)
             if r.session_id != ctx.session_id
         ]
-        if not others:
-            return None
-        return (
-            f"unit {device_serial}: the delivered count of session {others[0].session_id} is "
-            "unconfirmed; recover that session first (therapy-console session recover)"
-        )
+        if others:
+            return (
+                f"unit {device_serial}: the delivered count of session {others[0].session_id} "
+                "is unconfirmed; recover that session first (therapy-console session recover)"
+            )
+        live = {state.value for state in LIVE_STATES}
+        left = [
+            r
+            for r in self._services.sessions.unfinished()
+            if r.device_serial == device_serial
+            and r.state in live
+            and r.session_id != ctx.session_id
+        ]
+        if left:
+            return (
+                f"unit {device_serial}: session {left[0].session_id} is recorded {left[0].state} "
+                "on it (in treatment on another console, or left open by a console that "
+                "stopped: then recover it first with therapy-console session recover)"
+            )
+        return None
 
     def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
         return self._services.unit_opener(ctx.modality, ctx.session_id, takeover=True)()
@@ -465,6 +559,19 @@ class _Guards:
                 f"session {ctx.session_id} from the patient's page"
             )
         return self._services.recover(user, ctx.session_id, cause=cause)
+
+
+def _last_amendment_seq(trail: AuditTrail, session_id: str) -> int | None:
+    """The seq of the session's newest amendment event (the one an addendum signature covers)."""
+    with trail.store.connection() as conn:
+        value = conn.execute(
+            text(
+                "SELECT max(seq) FROM audit_events WHERE action = 'session.amended' "
+                "AND subject_type = 'session' AND subject_id = :s"
+            ),
+            {"s": session_id},
+        ).scalar()
+    return int(value) if value is not None else None
 
 
 def _policy_in_force(policy_dir: Path | None) -> ProtocolRules:
@@ -490,6 +597,7 @@ def _assignment(record: ProgrammeRecord | None) -> ProgrammeAssignment | None:
 
 
 __all__: Sequence[str] = (
+    "AddendumRefused",
     "ConsoleConfig",
     "ConsoleServices",
     "PatientHasUnfinishedSession",

@@ -145,6 +145,7 @@ def run(window: MainWindow, out: Path, password: str) -> None:
     )
     flow.click(doc.save_button)
     flow.wait_state(window, SessionState.DOCUMENTED)
+    flow.type_into(doc.user_name, "therapist")  # first signature since sign-in: 21 CFR 11.200
     flow.type_into(doc.password, "x" * len(password))
     shoot(window, out, "12-documentation")
     flow.type_into(doc.password, password)

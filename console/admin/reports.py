@@ -281,6 +281,61 @@ def anchor_html(anchor: TrailAnchor, generated_at: str, generated_by: str) -> st
     )
 
 
+def _fmt(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return "—" if value is None or value == "" else str(value)
+
+
+def _decision_text(summary: Mapping[str, Any]) -> str:
+    rules = ", ".join(summary.get("rules") or []) or "none"
+    return f"{summary.get('decision')} (rules fired: {rules})"
+
+
+def _screening_html(
+    decision: str | None, screening: Mapping[str, Any], override_reason: str | None
+) -> str:
+    """The first decision, every correction (who, when, old → new, reason) and the decision
+    in force (SES-SCREEN-1): never only the last decision."""
+    first = screening.get("first_decision")
+    corrections = screening.get("corrections") or []
+    rows: list[tuple[str, object]] = []
+    if isinstance(first, Mapping):
+        rows.append((f"First decision ({first.get('time')})", _decision_text(first)))
+    for i, c in enumerate(corrections, start=1):
+        changes = "; ".join(
+            f"{x.get('question')}: {_fmt(x.get('from'))} → {_fmt(x.get('to'))}"
+            for x in c.get("changes") or []
+        )
+        reason = c.get("reason")
+        rows.append(
+            (
+                f"Correction {i} ({c.get('time')}, by {c.get('by')})",
+                f"{changes} — decision {c.get('from_decision')} → {c.get('to_decision')}"
+                + (f"; reason “{reason}”" if reason else ""),
+            )
+        )
+    rows += [
+        ("Decision" + (" in force" if corrections else ""), decision),
+        ("Rules that fired", ", ".join(screening.get("rules") or []) or "none"),
+        ("Override reason", override_reason),
+    ]
+    return _kv(rows)
+
+
+def _validation_text(validation: Mapping[str, Any] | None) -> str | None:
+    """The decision, and the override that made it acceptable (SES-OVR-2)."""
+    if not validation:
+        return None
+    text = str(validation.get("decision"))
+    override = validation.get("override")
+    if isinstance(override, Mapping) and override.get("reason"):
+        text += f", accepted with the override “{override['reason']}”"
+    elif validation.get("session_overrides"):
+        text += " for the parameters now set; overrides earlier in the session below"
+    return text
+
+
 def story_html(story: SessionStory) -> str:
     """The session's story (the same HTML on screen and in the PDF)."""
     r = story.record
@@ -312,13 +367,7 @@ def story_html(story: SessionStory) -> str:
             ]
         ),
         "<h2>Screening</h2>",
-        _kv(
-            [
-                ("Decision", r.screening_decision),
-                ("Rules that fired", ", ".join(screening.get("rules") or []) or "none"),
-                ("Override reason", r.screening_override_reason),
-            ]
-        ),
+        _screening_html(r.screening_decision, screening, r.screening_override_reason),
     ]
     answers = screening.get("answers") or (thaw(r.screening_answers) if r.screening_answers else {})
     if answers:
@@ -335,14 +384,19 @@ def story_html(story: SessionStory) -> str:
         _kv(
             [
                 ("Planned / loaded", _params_text(r.parameters)),
-                (
-                    "Validation",
-                    (thaw(r.validation) or {}).get("decision") if r.validation else None,
-                ),
+                ("Validation", _validation_text(thaw(r.validation) if r.validation else None)),
                 ("Parameter override reason", r.parameter_override_reason),
             ]
         ),
     ]
+    overrides = (thaw(r.validation) or {}).get("session_overrides") if r.validation else None
+    for o in overrides or []:
+        parts.append(
+            f"<p>Override at {_e(o.get('time'))} by {_e(o.get('by'))} for "
+            f"{escape(_params_text(o.get('parameters')))}"
+            + (" (titration)" if o.get("titration") else "")
+            + f": “{_e(o.get('reason'))}” — {_e('; '.join(o.get('for') or []))}</p>"
+        )
     for i, change in enumerate(thaw(r.titrations) or [], start=1):
         override = change.get("override_reason")
         parts.append(
@@ -351,6 +405,11 @@ def story_html(story: SessionStory) -> str:
             f"{escape(_params_text(change.get('from')))} → "
             f"{escape(_params_text(change.get('to')))}"
             + (f" — override “{escape(override)}”" if override else "")
+            + (
+                f" — covered by the override “{escape(change['override_in_force'])}”"
+                if change.get("override_in_force") and not override
+                else ""
+            )
             + "</p>"
         )
     parts += [
@@ -376,13 +435,20 @@ def story_html(story: SessionStory) -> str:
         else "<p class='k'>no fault recorded</p>"
     )
     parts.append(_lines_table(story.lines_of("fault", "alarm")))
+    original = story.signed_original
+    if original is not None:  # the outcome as signed; the addenda follow the signatures
+        pain = f"{_e(original.get('pain_before'))} → {_e(original.get('pain_after'))}"
+        adverse = ", ".join(original.get("adverse_events") or []) or "none"
+        notes = original.get("notes")
+    else:
+        adverse, notes = ", ".join(r.adverse_events) or "none", r.notes
     parts += [
-        "<h2>Outcome</h2>",
+        "<h2>Outcome" + (" (as signed)" if original is not None else "") + "</h2>",
         _kv(
             [
                 ("Pain (NRS 0–10) before → after", pain),
-                ("Adverse events", ", ".join(r.adverse_events) or "none"),
-                ("Notes", r.notes),
+                ("Adverse events", adverse),
+                ("Notes", notes),
             ]
         ),
         "<h2>Signatures</h2>",
@@ -401,6 +467,24 @@ def story_html(story: SessionStory) -> str:
         )
     else:
         parts.append("<p class='bad'>not signed</p>")
+    if story.addenda:
+        parts.append("<h2>Addenda (after the signed original)</h2>")
+        for i, addendum in enumerate(story.addenda, start=1):
+            changes = "; ".join(
+                f"{name}: {_fmt(c.get('from'))} → {_fmt(c.get('to'))}"
+                for name, c in addendum.changes.items()
+                if isinstance(c, Mapping)
+            )
+            signed = (
+                f"<span class='ok'>signed by {escape(addendum.signed_by)}</span>"
+                if addendum.signed_by
+                else "<span class='bad'>NOT signed</span>"
+            )
+            parts.append(
+                f"<p>Addendum {i} (seq {addendum.seq}, {escape(addendum.ts)}, by "
+                f"{escape(addendum.actor)}): “{escape(addendum.reason)}” — {escape(changes)}; "
+                f"{signed}</p>"
+            )
     parts += ["<h2>Device commands and status</h2>", _lines_table(story.lines_of("device"))]
     parts += ["<h2>Every event of the session</h2>", _lines_table(story.timeline)]
     return "".join(parts)

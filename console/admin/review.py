@@ -16,6 +16,7 @@ from pathlib import Path
 
 from audit.events import CHECKPOINT_ACTION, Subject
 from audit.keys import PublicKey
+from audit.records import verify_records
 from audit.store import describe
 from audit.trail import AuditTrail
 from audit.verify import VerificationReport, trusted_keys_from_store, verify_store
@@ -143,7 +144,8 @@ class AuditReview:
         self, user: SignedInUser, progress: Progress | None = None
     ) -> VerificationOutcome:
         """Verify the whole trail (every event, link and signed checkpoint, and the witness
-        anchor), then record the run. Long: call it from a worker thread."""
+        anchor) and the record against it (``audit/records.py``), then record the run. Long:
+        call it from a worker thread."""
         self.auth.require(user, "verify_audit")
         keys = self._trusted_keys()
         anchors = []
@@ -154,31 +156,42 @@ class AuditReview:
         report: VerificationReport = verify_store(
             self.trail.store, keys=keys, anchors=anchors, progress=progress
         )
+        record = verify_records(self.trail.store)
+        ok = report.ok and record.ok
+        # the trail's first failing seq, else the first record problem's (0: a row no event made)
+        first = (
+            report.first_failing_seq
+            if not report.ok
+            else min((p.seq for p in record.problems), default=None)
+        )
         event = self.trail.append(
             user.actor,
             VERIFIED_ACTION,
             TRAIL,
             {
-                "ok": report.ok,
+                "ok": ok,
                 "events": report.events,
                 "last_seq": report.last_seq,
-                "problems": len(report.problems),
-                "first_failing_seq": report.first_failing_seq,
+                "problems": len(report.problems) + len(record.problems),
+                "first_failing_seq": first,
                 "trusted_keys": list(report.trusted_keys),
                 "auditor_keys": False,
+                "record_ok": record.ok,
+                "record_rows": record.records,
+                "record_problems": len(record.problems),
                 "via": "admin_console",
             },
         )
         return VerificationOutcome(
-            ok=report.ok,
+            ok=ok,
             events=report.events,
             checkpoints=report.checkpoints,
             last_seq=report.last_seq,
             last_hash=report.last_hash,
-            first_failing_seq=report.first_failing_seq,
-            problems=tuple(str(p) for p in report.problems),
-            elapsed_s=report.elapsed_s,
-            summary=report.summary(),
+            first_failing_seq=first,
+            problems=tuple(str(p) for p in (*report.problems, *record.problems)),
+            elapsed_s=report.elapsed_s + record.replay_s + record.compare_s,
+            summary=f"{report.summary()}\n{record.summary()}",
             audit_seq=event.seq,
         )
 

@@ -1,23 +1,25 @@
 """A session's full story for the admin: the record, every event of it in order, its signatures.
 
 Built from the record store only (the session record, the trail's events about the session, the
-alarms raised on the same console while it ran, and each signature checked against the record
-as it is now). Opening a story is an audited read (``session.viewed``), like a therapist's.
+alarms that name the session, each signature checked against the record as it is now, and the
+addenda after the signed original). Opening a story is an audited read (``session.viewed``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
+from audit.canonical import canonical_json, to_json_value
 from audit.events import AuditEvent
 from audit.schema import AUDIT_COLUMNS
-from audit.sessions import SessionBook
+from audit.sessions import SessionBook, session_content
 from audit.trail import AuditTrail
 from audit.values import SessionRecord, SignatureCheck, thaw
 from console.admin.audit_query import summarise
@@ -38,6 +40,8 @@ KINDS = (
     ("alarm.", "alarm"),
     ("session.signed", "signature"),
     ("session.amended", "signature"),
+    ("session.addendum_signed", "signature"),
+    ("session.signature_failed", "refusal"),
     ("session.transition", "transition"),
     ("session.refused", "refusal"),
 )
@@ -77,12 +81,27 @@ class SessionListing:
 
 
 @dataclass(frozen=True, slots=True)
+class Addendum:
+    """A later fact about a signed session: the amendment, its reason and its own signature."""
+
+    seq: int
+    ts: str
+    actor: str
+    reason: str
+    changes: Mapping[str, Any]  # field -> {"from": as signed (or as before), "to": added}
+    signed_by: str | None  # "name (id) at time", or None when it carries no signature
+
+
+@dataclass(frozen=True, slots=True)
 class SessionStory:
     record: SessionRecord
     pseudonym: str
     ruleset_version: str | None
     timeline: tuple[StoryLine, ...]
     signatures: tuple[SignatureCheck, ...]
+    addenda: tuple[Addendum, ...] = ()
+    #: the content as it was signed "performed" (addenda undone), when there are addenda
+    signed_original: Mapping[str, Any] | None = None
 
     def lines_of(self, *kinds: str) -> tuple[StoryLine, ...]:
         return tuple(line for line in self.timeline if line.kind in kinds)
@@ -124,6 +143,27 @@ def tell(event: AuditEvent) -> str:
             f"Screening decided: {data.get('decision')} ({rules}); rule set "
             f"{data.get('ruleset_version')}"
         )
+    if action == "screening.corrected":
+        changes = "; ".join(
+            f"{c.get('question')}: {c.get('from')} → {c.get('to')}"
+            for c in data.get("changes") or []
+        )
+        reason = data.get("reason")
+        return (
+            f"Screening corrected by {data.get('by')}: {changes} — decision "
+            f"{data.get('from_decision')} → {data.get('to_decision')}"
+            + (f"; reason “{reason}”" if reason else "; no reason needed")
+        )
+    if action == "session.signature_failed":
+        return (
+            "Signing attempt FAILED (wrong user name or password; "
+            f"{data.get('consecutive_failures')} in a row)"
+        )
+    if action == "session.addendum_signed":
+        return (
+            f"Addendum (seq {data.get('amendment_seq')}) signed by {data.get('signer_name')} "
+            f"({data.get('signer_id')})"
+        )
     if action == "screening.override":
         return f"Screening override of {', '.join(data.get('rules') or [])}: “{data.get('reason')}”"
     if action in ("parameters.validated", "parameters.override"):
@@ -133,6 +173,8 @@ def tell(event: AuditEvent) -> str:
             line += " — " + "; ".join(f"{f.get('rule')}: {f.get('message')}" for f in findings)
         if data.get("override_reason"):
             line += f" — override reason “{data['override_reason']}”"
+        elif data.get("override_in_force"):
+            line += f" — covered by the override “{data['override_in_force']}”"
         return ("Override: " if action == "parameters.override" else "") + line
     if action == "parameters.confirmed":
         return f"Parameters confirmed by the therapist: {_fmt_params(data.get('parameters'))}"
@@ -218,18 +260,26 @@ class SessionStories:
         self.auth.require(user, "view_audit")
         record = self.book.view(user.actor, session_id.strip())
         events = self._session_events(record.session_id)
-        events += self._alarms_during(events)
+        events += self._alarms_during(record.session_id, events)
         events.sort(key=lambda e: e.seq)
         timeline = tuple(
             StoryLine(e.seq, e.ts, e.actor, e.action, kind_of(e.action), tell(e)) for e in events
         )
         screening = thaw(record.screening) if record.screening else {}
+        addenda = _addenda(events)
+        checks = tuple(self.book.verify_signatures(record.session_id))
+        original = None
+        if addenda:
+            original = _undo(session_content(record), addenda)
+            checks = tuple(_as_signed(c, original) for c in checks)
         return SessionStory(
             record=record,
             pseudonym=self._pseudonym(record.patient_id),
             ruleset_version=screening.get("ruleset_version") if screening else None,
             timeline=timeline,
-            signatures=tuple(self.book.verify_signatures(record.session_id)),
+            signatures=checks,
+            addenda=addenda,
+            signed_original=original,
         )
 
     def _session_events(self, session_id: str) -> list[AuditEvent]:
@@ -243,23 +293,23 @@ class SessionStories:
             ).all()
         return [AuditEvent.from_row(tuple(r)) for r in rows]
 
-    def _alarms_during(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
-        """Alarms raised or acknowledged on the session's console between its first and last
-        event (alarms are about the console, not the session, in the trail)."""
+    def _alarms_during(self, session_id: str, events: Sequence[AuditEvent]) -> list[AuditEvent]:
+        """The session's own alarms, raised or acknowledged: those whose data names it
+        (SES-STORY-1). Alarms are about the console in the trail; only the session id in their
+        data ties one to a session, never the time or the workstation (another session's alarm,
+        or the console's own, may fall between a session's first and last event)."""
         if not events:
             return []
-        workstations = sorted({e.workstation for e in events})
         with self.trail.store.connection() as conn:
             rows = conn.execute(
                 text(
                     f"SELECT {_COLS} FROM audit_events WHERE action IN "
-                    "('alarm.raised', 'alarm.acknowledged') AND ts >= :a AND ts <= :b "
-                    "ORDER BY ts, seq"
+                    "('alarm.raised', 'alarm.acknowledged') AND ts >= :a ORDER BY ts, seq"
                 ),
-                {"a": events[0].ts, "b": events[-1].ts},
+                {"a": events[0].ts},
             ).all()
         found = [AuditEvent.from_row(tuple(r)) for r in rows]
-        return [e for e in found if e.workstation in workstations]
+        return [e for e in found if e.data.get("session_id") == session_id]
 
     def _pseudonym(self, patient_id: str) -> str:
         with self.trail.store.connection() as conn:
@@ -267,6 +317,61 @@ class SessionStories:
                 text("SELECT pseudonym FROM patients WHERE id = :p"), {"p": patient_id}
             ).first()
         return str(row[0]) if row else patient_id
+
+
+def _addenda(events: Sequence[AuditEvent]) -> tuple[Addendum, ...]:
+    """The session's amendments in order, each with the signature that names it."""
+    signed = {
+        e.data.get("amendment_seq"): e for e in events if e.action == "session.addendum_signed"
+    }
+    found = []
+    for e in events:
+        if e.action != "session.amended":
+            continue
+        signature = signed.get(e.seq)
+        found.append(
+            Addendum(
+                seq=e.seq,
+                ts=e.ts,
+                actor=e.actor,
+                reason=str(e.data.get("reason") or ""),
+                changes=dict(e.data.get("changes") or {}),
+                signed_by=(
+                    f"{signature.data.get('signer_name')} ({signature.data.get('signer_id')}) "
+                    f"at {signature.data.get('signed_at')} UTC"
+                )
+                if signature is not None
+                else None,
+            )
+        )
+    return tuple(found)
+
+
+def _undo(content: Mapping[str, Any], addenda: Sequence[Addendum]) -> dict[str, Any]:
+    """The content before the addenda: each amendment's old values put back, newest first."""
+    original = dict(content)
+    for addendum in reversed(addenda):
+        for name, change in addendum.changes.items():
+            if isinstance(change, Mapping) and "from" in change:
+                original[name] = change["from"]
+    return original
+
+
+def _hash(content: Mapping[str, Any]) -> str:
+    text_ = canonical_json(to_json_value(dict(content), "session"))
+    return hashlib.sha256(text_.encode("utf-8")).hexdigest()
+
+
+def _as_signed(check: SignatureCheck, original: Mapping[str, Any]) -> SignatureCheck:
+    """A signature that no longer covers the amended record is checked against the record as
+    signed (the addenda undone): valid if it covers exactly that."""
+    if check.valid or "changed after it was signed" not in check.reason:
+        return check
+    if check.signature.content_hash != _hash(original):
+        return check
+    return replace(
+        check, valid=True, reason="valid: covers the record as signed; addenda follow it"
+    )
 
 
 def _as_date(value: Any) -> date:

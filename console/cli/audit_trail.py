@@ -2,13 +2,17 @@
 
     therapy-console audit verify [--db URL] [--public-key PEM]... [--anchor EARLIER.jsonl]...
     therapy-console audit verify --file EXPORT.jsonl --public-key PEM
-    therapy-console audit export --format jsonl|csv|fhir --out PATH [--db URL]
+    therapy-console audit export --format jsonl|csv|fhir|records --out PATH [--db URL]
     therapy-console audit public-key --out PEM [--all]
 
-``verify`` checks every event, link and signed checkpoint and prints every problem with its
-seq; exit 0 only when the trail verifies. Without ``--public-key`` it trusts the keys registered
-in the database and this installation's own key; an auditor passes their own copy of the
-public key(s), which is what exposes a chain rebuilt and re-signed with another key. The
+``verify`` checks every event, link and signed checkpoint, then replays the trail's record
+projection and compares it with every record table (users, patients, programmes and phases,
+sessions, signatures); it prints every problem with its seq (and type, id and field for the
+record) and exits 0 only when both the trail and the record verify. ``export --format records``
+writes the store's record rows (audit-format.md, "Record projection"). Without
+``--public-key`` it trusts the keys registered in the database and this installation's own
+key; an auditor passes their own copy of the public key(s), which is what exposes a chain
+rebuilt and re-signed with another key. The
 checkpoints this console signed are also compared with its witness file, and ``--anchor``
 compares with an earlier export: both reveal a truncated tail. Verification runs and exports are
 audited; with ``--as USER`` they are attributed to that user (role checked), otherwise to
@@ -103,6 +107,12 @@ def _verify(args: argparse.Namespace) -> int:
         report = verify_store(records.store, keys=keys, anchors=anchors, workers=args.workers)
         _print_report(report)
         from audit.events import Subject
+        from audit.records import verify_records
+
+        record = verify_records(records.store)
+        for problem in record.problems:
+            print(f"{problem} [{problem.kind}]")
+        print(record.summary())
 
         records.trail.append(
             actor,
@@ -116,10 +126,13 @@ def _verify(args: argparse.Namespace) -> int:
                 "first_failing_seq": report.first_failing_seq,
                 "trusted_keys": list(report.trusted_keys),
                 "auditor_keys": bool(auditor_keys),
+                "record_ok": record.ok,
+                "record_rows": record.records,
+                "record_problems": len(record.problems),
                 **note,
             },
         )
-        return EXIT_OK if report.ok else EXIT_FAILURE
+        return EXIT_OK if report.ok and record.ok else EXIT_FAILURE
     finally:
         records.close()
 
@@ -133,6 +146,8 @@ def _export(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise CommandError(f"the folder {args.out.parent} does not exist", EXIT_USAGE)
     records = open_records(args.db)
+    if args.format == "records":
+        return _export_records(records, args)
     try:
         actor, note = _actor_and_note(records, args, "export_audit")
         result = export_trail(records.trail, actor, args.format, args.out, note=note)
@@ -143,6 +158,38 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"exported {result.events} events (seq 1..{result.last_seq}, ending with a signed "
         f"checkpoint) to {result.path} as {result.format}; sha256 {result.sha256}"
+    )
+    return EXIT_OK
+
+
+def _export_records(records: Records, args: argparse.Namespace) -> int:
+    """The store's record rows, one ``{"type", "id", "fields"}`` per line; audited."""
+    from audit.events import Subject
+    from audit.records import export_records
+
+    try:
+        actor, note = _actor_and_note(records, args, "export_audit")
+        result = export_records(records.store, args.out)
+        records.trail.append(
+            actor,
+            "audit.exported",
+            Subject("trail", "audit"),
+            {
+                "format": "records",
+                "records": result.records,
+                "last_seq": result.last_seq,
+                "file_name": result.path.name,
+                "file_sha256": result.sha256,
+                **note,
+            },
+        )
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc}", EXIT_FAILURE) from exc
+    finally:
+        records.close()
+    print(
+        f"exported {result.records} record rows (the trail's record up to seq "
+        f"{result.last_seq}) to {result.path}; sha256 {result.sha256}"
     )
     return EXIT_OK
 
@@ -205,8 +252,10 @@ def register(subparsers: Any) -> None:
     add_sign_in_arguments(verify, required=False)
     verify.set_defaults(handler=_verify)
 
-    export = commands.add_parser("export", help="export the trail (JSONL, CSV or FHIR R4B)")
-    export.add_argument("--format", required=True, choices=("jsonl", "csv", "fhir"))
+    export = commands.add_parser(
+        "export", help="export the trail (JSONL, CSV or FHIR R4B) or the record rows (records)"
+    )
+    export.add_argument("--format", required=True, choices=("jsonl", "csv", "fhir", "records"))
     export.add_argument("--out", required=True, type=Path, metavar="PATH")
     add_db_argument(export)
     add_sign_in_arguments(export, required=False)

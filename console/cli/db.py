@@ -136,12 +136,24 @@ def _upgrade(args: argparse.Namespace) -> int:
 
     url = paths.resolve_db_url(args.db)
     try:
-        revision = upgrade(url)
+        revision = upgrade(url, **_migration_signer())
         shown = describe(normalise_url(url))
     except AuditError as exc:
         raise CommandError(str(exc), EXIT_DATABASE) from exc
     print(f"{shown}: schema {revision} (latest {head_revision()})")
     return EXIT_OK
+
+
+def _migration_signer() -> dict[str, Any]:
+    """This console's key, when it has one, for a migration that appends audit events (0004
+    signs a checkpoint after them); without it the next checkpoint signs them."""
+    from audit.keys import load_or_create_signer
+    from console import paths
+
+    key = paths.signing_key_path()
+    if not key.exists():
+        return {}
+    return {"signer": load_or_create_signer(key)[0], "workstation": paths.workstation_id()}
 
 
 def _current(args: argparse.Namespace) -> int:

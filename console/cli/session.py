@@ -556,7 +556,7 @@ def _document(args: argparse.Namespace, services: Any, workflow: Any, password: 
             treatment_points=[],
             notes=args.notes,
         )
-        workflow.sign(password)
+        workflow.sign(password, user_name=user.user_id)  # both just given: 21 CFR 11.200
         _progress("documented and signed")
     else:
         _progress("not documented: give --pain-before and --pain-after to document and sign")

@@ -48,6 +48,7 @@ from console.session.count import (
 )
 from console.session.device_worker import DeviceWorker, WorkerAlive, WorkerMessage, WorkerStopped
 from console.session.interlocks import (
+    MIN_OVERRIDE_REASON_CHARS,
     Interlock,
     override_covers,
     override_reason_problem,
@@ -63,6 +64,7 @@ from console.session.ports import (
     Finding,
     PlannedParameters,
     ScreeningOutcome,
+    ScreeningVerdict,
     SessionContext,
     SessionGuards,
     SessionRecorder,
@@ -171,6 +173,29 @@ def _followed(status: DeviceStatus | None) -> dict[str, Any]:
     }
 
 
+_UNANSWERED = "(unanswered)"
+
+
+def _answer_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each question whose answer differs between two screening records, old and new."""
+    old = before.get("answers") or {}
+    new = after.get("answers") or {}
+    return [
+        {"question": key, "from": old.get(key, _UNANSWERED), "to": new.get(key, _UNANSWERED)}
+        for key in sorted(set(old) | set(new))
+        if old.get(key, _UNANSWERED) != new.get(key, _UNANSWERED)
+    ]
+
+
+def _decision_summary(record: Mapping[str, Any], when: str) -> dict[str, Any]:
+    return {
+        "time": when,
+        "decision": record.get("decision"),
+        "rules": list(record.get("rules") or []),
+        "answers": dict(record.get("answers") or {}),
+    }
+
+
 class TransitionRefused(Exception):
     """The action is not allowed now; ``reasons`` says every why (shown and audited)."""
 
@@ -219,11 +244,14 @@ class SessionWorkflow:
         self.state = state
         self.screening: ScreeningOutcome | None = None
         self.screening_override_reason: str | None = None
+        self._first_screening: dict[str, Any] | None = None  # the first decision, kept
+        self._screening_corrections: list[dict[str, Any]] = []
         self.plan_params: PlannedParameters | None = None
         self.validation: ValidationOutcome | None = None
         self.validated_against_unit = False
         self.parameter_override_reason: str | None = None
         self._covered: dict[tuple[str, str | None], Finding] = {}  # what the override was for
+        self._overrides: list[dict[str, Any]] = []  # every parameter override given, in order
         self._validated_plan: PlannedParameters | None = None
         self._confirmed_plan: PlannedParameters | None = None
         self.confirmed = False
@@ -252,6 +280,7 @@ class SessionWorkflow:
         self.faults: list[dict[str, Any]] = []
         self.titrations: list[dict[str, Any]] = []
         self.listeners: list[Callable[[SessionWorkflow], None]] = []
+        self.signature: dict[str, Any] | None = None  # the "performed" signature, once signed
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -327,6 +356,14 @@ class SessionWorkflow:
         )
         return TransitionRefused(action, self.state, reasons)
 
+    def _alarm(
+        self, key: str, priority: AlarmPriority, message: str, *, technical: bool = False
+    ) -> None:
+        """Raise an alarm of this session: its events carry the session id (SES-STORY-1)."""
+        self.alarms.raise_alarm(
+            key, priority, message, technical=technical, session_id=self.ctx.session_id
+        )
+
     def _changed(self) -> None:
         for listener in list(self.listeners):
             listener(self)
@@ -393,20 +430,74 @@ class SessionWorkflow:
         return status
 
     # ------------------------------------------------------------------ screening and plan
-    def submit_screening(self, answers: Mapping[str, Any]) -> ScreeningOutcome:
+    def submit_screening(
+        self, answers: Mapping[str, Any], reason: str | None = None
+    ) -> ScreeningOutcome:
+        """Decide the screening. After a first decision, every changed answer is a correction
+        recorded with who, when, the old and the new answer and ``reason`` — required after a
+        block or an override-required decision (SES-SCREEN-1); the record keeps the first
+        decision and every correction."""
         with self._lock:
             if self.state is not SessionState.SCREENING:
                 raise self._refuse(Action.PLAN, ["screening is done before planning"])
             outcome = self._rules.screen(self.ctx, answers)
+            previous = self.screening
+            correction: dict[str, Any] | None = None
+            if previous is not None:
+                changes = _answer_changes(previous.record, outcome.record)
+                if changes:
+                    correction = self._correction(previous, outcome, changes, reason)
             self.screening = outcome
             self.screening_override_reason = None
             self._recorder.event(self.ctx, "screening.decided", dict(outcome.record))
+            if self._first_screening is None:
+                self._first_screening = _decision_summary(outcome.record, _now())
+            if correction is not None:
+                self._screening_corrections.append(correction)
+                self._recorder.event(self.ctx, "screening.corrected", correction)
+            record = {
+                **dict(outcome.record),
+                "first_decision": self._first_screening,
+                "corrections": list(self._screening_corrections),
+            }
             self._recorder.update(
                 self.ctx,
-                {"screening": dict(outcome.record), "screening_decision": outcome.verdict.value},
+                {"screening": record, "screening_decision": outcome.verdict.value},
             )
             self._changed()
             return outcome
+
+    def _correction(
+        self,
+        previous: ScreeningOutcome,
+        outcome: ScreeningOutcome,
+        changes: list[dict[str, Any]],
+        reason: str | None,
+    ) -> dict[str, Any]:
+        """A correction of screening answers, or an audited refusal when it needs a reason."""
+        text = reason.strip() if isinstance(reason, str) else ""
+        strict = previous.verdict in (ScreeningVerdict.BLOCK, ScreeningVerdict.OVERRIDE_REQUIRED)
+        if strict and override_reason_problem(text) is not None:
+            changed = ", ".join(c["question"] for c in changes)
+            raise self._refuse(
+                Action.PLAN,
+                [
+                    f"the screening decided {previous.verdict.value}: changing an answer "
+                    f"({changed}) is a correction that needs a written reason of at least "
+                    f"{MIN_OVERRIDE_REASON_CHARS} characters (who told you what, and why "
+                    "the first answer was wrong)"
+                ],
+            )
+        return {
+            "time": _now(),
+            "by": self.ctx.therapist_id,
+            "changes": changes,
+            "reason": text or None,
+            "from_decision": previous.verdict.value,
+            "from_rules": list(previous.record.get("rules") or []),
+            "to_decision": outcome.verdict.value,
+            "to_rules": list(outcome.record.get("rules") or []),
+        }
 
     def override_screening(self, reason: str) -> None:
         """Record the therapist's reason to proceed despite a relative contraindication."""
@@ -457,13 +548,18 @@ class SessionWorkflow:
             return outcome
 
     def _validate(
-        self, params: PlannedParameters, override_reason: str | None
+        self, params: PlannedParameters, override_reason: str | None, *, titration: bool = False
     ) -> ValidationOutcome:
         """Validate, record the verdict, and record an override when one is given and needed.
 
         An override covers exactly the values it was given for, or values between them and the
         protocol's limits (SES-OVR-1); a later validation whose override-requiring findings are
         all covered keeps it without a new reason, anything further out needs a new one.
+
+        The stored validation agrees with the overrides: it carries the override in force (then
+        ``accepted``) and every override given in this session (SES-OVR-2). A titration never
+        clears the record's parameter override reason: pulses were delivered under it; the
+        titration's own reason, when it needs one, is recorded with the titration.
         """
         outcome = self._rules.validate(
             self.ctx, params, self.envelope, self.applicator_before, self._model()
@@ -487,6 +583,16 @@ class SessionWorkflow:
             reason = override_reason.strip()
             self._covered = {(f.rule, f.field): f for f in needing}
             data["override_reason"] = reason
+            self._overrides.append(
+                {
+                    "time": _now(),
+                    "reason": reason,
+                    "by": self.ctx.therapist_id,
+                    "parameters": _params_record(params),
+                    "for": [f.message for f in needing],
+                    "titration": titration,
+                }
+            )
             self._recorder.event(self.ctx, "parameters.override", data)
         if outcome.verdict.value != "override_required":
             reason = None
@@ -494,12 +600,28 @@ class SessionWorkflow:
         self._validated_plan = params
         self.validated_against_unit = self.envelope is not None
         self.parameter_override_reason = reason
+        if reason is not None:
+            data["override_in_force"] = reason
         self._recorder.event(self.ctx, "parameters.validated", data)
-        self._recorder.update(
-            self.ctx,
-            {"validation": dict(outcome.record), "parameter_override_reason": reason},
-        )
+        fields: dict[str, Any] = {"validation": self._validation_record(outcome, reason)}
+        if not titration:
+            fields["parameter_override_reason"] = reason
+        self._recorder.update(self.ctx, fields)
         return outcome
+
+    def _validation_record(self, outcome: ValidationOutcome, reason: str | None) -> dict[str, Any]:
+        """The rules' record with the override in force and this session's overrides, so that
+        it never says ``"override": null`` beside a recorded override (SES-OVR-2)."""
+        record = dict(outcome.record)
+        if reason is not None and outcome.verdict.value == "override_required":
+            record["override"] = {
+                "reason": reason,
+                "role": self.ctx.therapist_role,
+                "user_id": self.ctx.therapist_id,
+            }
+            record["accepted"] = True
+        record["session_overrides"] = [dict(o) for o in self._overrides]
+        return record
 
     # ------------------------------------------------------------------ the unit
     def check_can_connect(self) -> None:
@@ -768,7 +890,7 @@ class SessionWorkflow:
             remaining = self.target - self.delivered
             if remaining <= 0:
                 raise self._refuse(Action.TITRATE, ["no pulses remain to deliver"])
-            outcome = self._validate(new_plan, override_reason if needing else None)
+            outcome = self._validate(new_plan, override_reason if needing else None, titration=True)
             count, followed = self._command(lambda d: d.stop(), "stop", frozenset({UnitState.IDLE}))
             segment = _count(count, followed)
             self.closed_segments.append(segment)
@@ -789,6 +911,8 @@ class SessionWorkflow:
             if override_reason and outcome.verdict.value == "override_required":
                 change["override_reason"] = override_reason.strip()
                 change["override_for"] = [f.message for f in own or uncovered or needing]
+            # the reason covering the titrated setting (SES-OVR-2): kept, not erased
+            change["override_in_force"] = self.parameter_override_reason
             self.titrations.append(change)
             self._recorder.update(self.ctx, {"titrations": list(self.titrations)})
             self._move(Action.TITRATE, {"titration": change})
@@ -799,7 +923,11 @@ class SessionWorkflow:
         """Planned end before the target (the therapist decides the dose is enough)."""
         with self._lock:
             self._require(Action.STOP)
-            count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
+            if self.state is SessionState.PAUSED and self._resume_with_start:
+                # after a titration the unit waits ARMED with the rest loaded: STOP is refused
+                count, followed = self._command(lambda d: d.disarm(), "disarm", _STOPPED)
+            else:
+                count, followed = self._command(lambda d: d.stop(), "stop", _STOPPED)
             self.segment_delivered = _count(count, followed)
             self.end_reason = "stopped by the therapist"
             self._finish(Action.STOP, _followed(followed))
@@ -834,7 +962,7 @@ class SessionWorkflow:
         self._estop_pressed = True  # no lock: the unit's own ESTOP report may race us for it
         worker = self.worker
         future = worker.emergency_stop() if worker is not None else None
-        self.alarms.raise_alarm(
+        self._alarm(
             "session.emergency_stop", AlarmPriority.HIGH, "EMERGENCY STOP pressed: unit stopped"
         )
         with self._lock:
@@ -918,7 +1046,7 @@ class SessionWorkflow:
         )
         if not confirmed:
             low, high = self.delivered_bounds
-            self.alarms.raise_alarm(
+            self._alarm(
                 "session.count_unconfirmed",
                 AlarmPriority.HIGH,
                 f"Delivered count NOT confirmed: between {low} and {high} pulses "
@@ -1063,7 +1191,7 @@ class SessionWorkflow:
         if not first:
             return
         with contextlib.suppress(StoreError):  # the alarm's own audit cannot be written either
-            self.alarms.raise_alarm(
+            self._alarm(
                 RECORD_UNAVAILABLE_ALARM,
                 AlarmPriority.HIGH,
                 "The record cannot be written: the unit was stopped; the session will be "
@@ -1134,7 +1262,7 @@ class SessionWorkflow:
 
     def _reset_detected(self, sign: str) -> None:
         self._reset_seen = f"unit reset seen during delivery: {sign}"
-        self.alarms.raise_alarm(
+        self._alarm(
             "device.reset",
             AlarmPriority.HIGH,
             f"Unit reset during delivery ({sign}). Delivery stopped; establishing the count.",
@@ -1162,9 +1290,7 @@ class SessionWorkflow:
             # The unit's report of our own emergency stop won the lock: record it as what it is.
             self._fault_end(Action.EMERGENCY_STOP, "emergency stop")
             return
-        self.alarms.raise_alarm(
-            "device.fault", AlarmPriority.HIGH, f"Unit fault: {cause}. Delivery stopped."
-        )
+        self._alarm("device.fault", AlarmPriority.HIGH, f"Unit fault: {cause}. Delivery stopped.")
         self._fault_end(Action.FAULT, f"device fault: {cause}")
 
     def _drop_worker(self) -> None:
@@ -1176,9 +1302,7 @@ class SessionWorkflow:
     def _on_link_lost(self, reason: str) -> None:
         if next_state(self.state, Action.FAULT) is None:
             return
-        self.alarms.raise_alarm(
-            "device.link_lost", AlarmPriority.HIGH, f"Link to the unit lost: {reason}"
-        )
+        self._alarm("device.link_lost", AlarmPriority.HIGH, f"Link to the unit lost: {reason}")
         self._drop_worker()  # the count is read after reconnecting (SES-COUNT-2)
         self._fault_end(Action.FAULT, f"link lost: {reason}")
 
@@ -1189,7 +1313,7 @@ class SessionWorkflow:
             return True
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
         if now_ns - worker.last_alive_ns > WORKER_SILENCE_ALARM_NS:
-            self.alarms.raise_alarm(
+            self._alarm(
                 "worker.silent",
                 AlarmPriority.MEDIUM,
                 "The device worker has not reported for over a second",
@@ -1209,6 +1333,15 @@ class SessionWorkflow:
         notes: str = "",
     ) -> None:
         with self._lock:
+            banner = self.signed_banner()
+            if banner is not None or self.state is SessionState.SIGNED:
+                raise self._refuse(
+                    Action.DOCUMENT,
+                    [
+                        f"{banner or 'the session is signed'}: the signed documentation is "
+                        "final; add what you learnt later as an addendum"
+                    ],
+                )
             self._require(Action.DOCUMENT)
             if self.count_status == "unconfirmed" and self.state is SessionState.FAULTED:
                 raise self._refuse(
@@ -1239,12 +1372,31 @@ class SessionWorkflow:
             self._recorder.update(self.ctx, fields)
             self._move(Action.DOCUMENT, fields)
 
-    def sign(self, password: str, meaning: str = "performed") -> Mapping[str, Any]:
+    def sign(
+        self, password: str, meaning: str = "performed", user_name: str | None = None
+    ) -> Mapping[str, Any]:
+        """Sign the documented session (``user_name`` too on the first signing since sign-in,
+        21 CFR 11.200). Once signed "performed" the documentation is final (SES-SIGN-1)."""
         with self._lock:
             self._require(Action.SIGN)
-            signature = self._recorder.sign(self.ctx, password, meaning)
+            signature = self._recorder.sign(self.ctx, password, meaning, user_name)
+            self.signature = dict(signature)
             self._move(Action.SIGN, {"meaning": meaning})
             return signature
+
+    def signing_needs_user_name(self) -> bool:
+        """Whether signing now takes the user name too (first signing since sign-in)."""
+        return self._recorder.signing_needs_user_name(self.ctx)
+
+    def signed_banner(self) -> str | None:
+        """The banner "Signed by … at …; later facts are addenda", once signed "performed"."""
+        signature = self.signature
+        if signature is None:
+            return None
+        return (
+            f"Signed by {signature.get('signer_name')} at {signature.get('signed_at')} UTC; "
+            "later facts are addenda (with a reason, signed on their own)"
+        )
 
     def close(self) -> None:
         """Leave the unit safe and stop the worker (idempotent)."""

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from console.session.ports import PlannedParameters
 from console.session.states import ENDED_STATES, SessionState
+from console.session.workflow import TransitionRefused
 from console.ui.estop import EmergencyKeyFilter
 from console.ui.lock import InactivityMonitor, LockOverlay
 from console.ui.ports import BackendError, ConsoleBackend
@@ -64,6 +67,7 @@ class MainWindow(QMainWindow):
         self.locked = False
         self.role_widget: QWidget | None = None  # e.g. the admin console, for its role
         self._last_state: SessionState | None = None
+        self.sign_dialog: QMessageBox | None = None  # the last "Not signed" dialog
 
         self.top = TopBar()
         self.stack = QStackedWidget()
@@ -153,7 +157,9 @@ class MainWindow(QMainWindow):
 
         s = self.screening_screen
         s.submit_requested.connect(
-            lambda answers: c.run("Screening", lambda w: w.submit_screening(answers))
+            lambda answers, reason: c.run(
+                "Screening", lambda w: w.submit_screening(answers, reason or None)
+            )
         )
         s.override_requested.connect(
             lambda reason: c.run("Override", lambda w: w.override_screening(reason))
@@ -192,9 +198,7 @@ class MainWindow(QMainWindow):
         doc.document_requested.connect(
             lambda fields: c.run("Save documentation", lambda w: w.document(**fields))
         )
-        doc.sign_requested.connect(
-            lambda password: c.run("Sign", lambda w: w.sign(password, SIGN_MEANING))
-        )
+        doc.sign_requested.connect(self._sign)
         doc.finished.connect(self._session_finished)
 
     # ------------------------------------------------------------------ backend calls
@@ -208,7 +212,7 @@ class MainWindow(QMainWindow):
         """Run an application-layer call on the session thread; show its failure inline."""
 
         def failed(exc: BaseException) -> None:
-            message = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+            message = str(exc) or "unexpected error"  # never an exception's class name
             if on_error is not None:
                 on_error(message)
             else:
@@ -363,6 +367,34 @@ class MainWindow(QMainWindow):
             self.controller.run(
                 "Titrate", lambda w: w.titrate(pressure_bar=value, override_reason=reason)
             )
+
+    def _sign(self, user_name: str, password: str) -> None:
+        """Sign; a failure is shown in a dialog that says what to do (UI-SIGN-1)."""
+        name = user_name or None
+        self.controller.run(
+            "Sign",
+            lambda w: w.sign(password, SIGN_MEANING, user_name=name),
+            on_error=self._signing_failed,
+        )
+
+    def _signing_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, TransitionRefused):
+            lines = list(exc.reasons)
+        else:  # SignatureFailed, AccountLocked …: one line that says what to do
+            lines = [str(exc) or "The signature could not be recorded; try again."]
+        self.documentation_screen.password.clear()
+        self.documentation_screen.show_refusal("Sign", lines)
+        self.statusBar().showMessage("Not signed: see the message on the screen")
+        dialog = QMessageBox(self)
+        dialog.setObjectName("signFailedDialog")
+        dialog.setIcon(QMessageBox.Icon.Warning)
+        dialog.setWindowTitle("Not signed")
+        dialog.setText("The session was not signed.")
+        dialog.setInformativeText("\n".join(lines))
+        dialog.setStandardButtons(QMessageBox.StandardButton.Ok)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.sign_dialog = dialog
+        dialog.open()  # window-modal, does not block the event loop
 
     def _session_finished(self) -> None:
         self.controller.detach()

@@ -27,8 +27,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from audit.errors import StoreError
+from audit.errors import AuditError, StoreError
 from console.alarms import Alarm, AlarmBoard
+from console.auth import AuthError
 from console.session.device_worker import DeviceWorker, Outbox, WorkerAlive, WorkerMessage
 from console.session.record_failure import RecordedLater, record_when_store_is_back
 from console.session.workflow import SessionWorkflow, TransitionRefused
@@ -172,10 +173,12 @@ class SessionController(QObject):
         title: str,
         action: Callable[[SessionWorkflow], Any],
         on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Run ``action(workflow)`` on the session thread; report its outcome on the GUI thread.
 
-        ``title`` names the action in refusal and error dialogs.
+        ``title`` names the action in refusal and error dialogs; ``on_error`` (GUI thread)
+        replaces the generic report of a failure, after the snapshot is refreshed.
         """
         workflow = self.workflow
         if workflow is None:
@@ -192,7 +195,14 @@ class SessionController(QObject):
             if on_done is not None:
                 on_done(result)
 
-        self.executor.submit(job, done, lambda exc: self._report(title, exc, workflow))
+        def failed(exc: BaseException) -> None:
+            if on_error is None:
+                self._report(title, exc, workflow)
+                return
+            self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
+            on_error(exc)
+
+        self.executor.submit(job, done, failed)
 
     def _report(self, title: str, exc: BaseException, workflow: SessionWorkflow) -> None:
         self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
@@ -202,8 +212,10 @@ class SessionController(QObject):
             self.refused.emit(title, list(exc.reasons))
         elif isinstance(exc, DeviceError | TimeoutError):
             self.failed.emit(title, str(exc) or type(exc).__name__, device_error_advice(exc))
-        else:
-            self.failed.emit(title, f"{type(exc).__name__}: {exc}", device_error_advice(exc))
+        elif isinstance(exc, AuthError | AuditError):  # our own one-line, what-to-do messages
+            self.failed.emit(title, str(exc), "")
+        else:  # never an exception's class name to the user: what happened and what to do
+            self.failed.emit(title, str(exc) or "unexpected error", device_error_advice(exc))
 
     def connect_unit(self, start_worker: Callable[[Outbox], DeviceWorker]) -> None:
         """Start the unit's device worker and connect the session to it (session thread).

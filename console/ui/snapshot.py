@@ -37,6 +37,10 @@ class SessionSnapshot:
     unit_connected: bool
     end_reason: str | None
     titrations: int
+    #: "Signed by … at …; later facts are addenda" once signed; the documentation is read-only
+    signed_banner: str | None = None
+    #: the next signature is the first since sign-in: user name and password (21 CFR 11.200)
+    signing_needs_user_name: bool = True
 
     @property
     def all_interlocks_hold(self) -> bool:
@@ -66,4 +70,8 @@ def take_snapshot(workflow: SessionWorkflow) -> SessionSnapshot:
         unit_connected=workflow.worker is not None,
         end_reason=workflow.end_reason,
         titrations=len(workflow.titrations),
+        signed_banner=workflow.signed_banner(),
+        signing_needs_user_name=(
+            workflow.state is SessionState.DOCUMENTED and workflow.signing_needs_user_name()
+        ),
     )

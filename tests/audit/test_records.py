@@ -112,7 +112,12 @@ def test_creating_users_patients_programmes_is_audited_with_their_content(
     ]
     created = trail.events(limit=10)[4]
     assert created.actor == "th1" and created.subject.type == "patient"
-    assert created.data == {"pseudonym": "KN-0001", "birth_date": "1980-05-06"}
+    data = created.data
+    record = data.pop("record")
+    assert data == {"pseudonym": "KN-0001", "birth_date": "1980-05-06"}
+    assert record["type"] == "patient" and record["id"] == created.subject.id
+    assert record["fields"]["pseudonym"] == "KN-0001"
+    assert record["fields"]["birth_date"] == "1980-05-06"
 
 
 def test_users_are_unique_checked_and_frozen(clinic: dict) -> None:
@@ -171,7 +176,14 @@ def test_programme_phases_move_forward_and_one_is_active(clinic: dict, trail: Au
         "goals reached, discharged",
     )
     assert ended.status == "completed" and book.active_for(programme.patient_id) is None
-    assert _actions(trail)[-2:] == ["programme.phase_changed", "programme.ended"]
+    # each further row the operation wrote (the phases) has its own record.written event
+    assert _actions(trail)[-5:] == [
+        "programme.phase_changed",
+        "record.written",
+        "record.written",
+        "programme.ended",
+        "record.written",
+    ]
 
 
 @pytest.mark.req("AUD-WHAT-1")
@@ -416,6 +428,7 @@ def test_the_admin_query_finds_one_patients_events_in_a_window(
     assert [e.action for e in found] == [
         "patient.created",
         "programme.assigned",
+        "record.written",  # the programme's first phase
         "session.created",
         "device.arm",
     ]

@@ -23,6 +23,7 @@ from console.auth import (
     LoginFailed,
     PasswordRejected,
     PermissionDenied,
+    SignatureFailed,
     SignedInUser,
     meets_owasp_minimum,
     production_hasher,
@@ -262,18 +263,24 @@ def test_signing_needs_the_password_again_and_the_right_role(auth: AuthService) 
         session_date=date(2026, 1, 8),
     )
     book.transition(therapist.actor, session.session_id, "screening", "documented", "document")
-    with pytest.raises(LoginFailed):
-        auth.sign_session(book, therapist, "not my password", session.session_id)
+    with pytest.raises(SignatureFailed, match="did not match"):
+        auth.sign_session(book, therapist, "not my password", session.session_id, user_name="th1")
     assert auth.users.get("th1").failed_logins == 1
     events = trail.events(limit=10_000)
-    assert events[-1].data["reason"] == "wrong_password_on_signature"
+    assert [e.data["reason"] for e in events if e.action == "user.login_failed"][-1] == (
+        "wrong_password_on_signature"
+    )
     admin = auth.login("admin1", ADMIN_PW)
     with pytest.raises(PermissionDenied):
-        auth.sign_session(book, admin, ADMIN_PW, session.session_id)
-    signature = auth.sign_session(book, therapist, THERAPIST_PW, session.session_id)
+        auth.sign_session(book, admin, ADMIN_PW, session.session_id, user_name="admin1")
+    signature = auth.sign_session(
+        book, therapist, THERAPIST_PW, session.session_id, user_name="th1"
+    )
     assert signature.signer_name == "Theo Therapist" and signature.meaning == "performed"
     reviewer = auth.login("th2", THERAPIST_PW)
-    review = auth.sign_session(book, reviewer, THERAPIST_PW, session.session_id, "reviewed")
+    review = auth.sign_session(
+        book, reviewer, THERAPIST_PW, session.session_id, "reviewed", user_name="th2"
+    )
     assert review.signer_id == "th2"
     assert all(c.valid for c in book.verify_signatures(session.session_id))
 

@@ -454,6 +454,37 @@ def test_new_session_on_a_unit_with_an_unconfirmed_count_is_refused_until_recove
     assert second.state is S.CONNECTED
 
 
+@pytest.mark.req("SES-RECOVER-2")
+def test_session_left_delivering_by_a_crashed_console_blocks_its_unit_until_recovered(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect (fault campaign, crash then another patient): another patient's session ran on
+    a unit while a crashed console's session on it was still recorded delivering, its count
+    not established. Such a session blocks the unit, for any patient, until recovered."""
+    sim = epat_sim[0]
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 50)
+    workflow.close()  # the console's link ends as in a crash: the record still says delivering
+    assert services.sessions.load(workflow.ctx.session_id).state == "delivering"
+    fired = _settled_total(sim)
+
+    other_patient = _second_patient(services, therapist)
+    with pytest.raises(TransitionRefused, match="recover it first"):
+        connected_session(services, therapist, other_patient, pump)
+    assert sim.stats().pulses_fired_total == fired  # the refusal loaded and fired nothing
+
+    outcome = services.recover(therapist, workflow.ctx.session_id)
+    assert outcome.count_status == "confirmed" and outcome.delivered == fired
+    second = connected_session(services, therapist, other_patient, pump)
+    assert second.state is S.CONNECTED
+
+
 @pytest.mark.req("SES-CONN-2")
 def test_second_console_connecting_mid_treatment_is_refused_and_the_count_stays_exact(
     pump: Pump,

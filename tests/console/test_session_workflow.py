@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.values import thaw
 from audit.verify import verify_store
 from console.services import ConsoleServices
 from console.session.states import SessionState
@@ -50,7 +51,7 @@ def test_a_whole_epat_session_is_delivered_documented_and_signed(
         treatment_points=[{"x": 420, "y": 610}],
         notes="tolerated well",
     )
-    signature = workflow.sign(PASSWORD)
+    signature = workflow.sign(PASSWORD, user_name="thera")
     workflow.close()
     assert signature["meaning"] == "performed" and signature["signer_name"] == "Theo Therapist"
     record = services.sessions.load(workflow.ctx.session_id)
@@ -278,3 +279,215 @@ def test_a_second_connection_is_refused_before_anything_is_opened(
     workflow.stop()
     recorded = services.sessions.load(workflow.ctx.session_id).delivered
     assert recorded == workflow.delivered == epat_sim[0].snapshot().delivered
+
+
+# ---------------------------------------------------------------------------- issue 11
+OVERRIDE_REASON = "patient tolerated 3.8 bar last time; agreed after explaining the risk"
+ADDENDUM_REASON = "haematoma reported by the patient by phone the next morning"
+
+
+def _aborted_and_documented(services: ConsoleServices, therapist, patient_id: str, pump: Pump):
+    """A session ended before any unit was used (screened, aborted) and documented."""
+    workflow = services.begin_session(therapist, patient_id, "knee-pt-epat", SESSION_DATE)
+    pump.workflows.append(workflow)
+    workflow.submit_screening(CLEAN_ANSWERS)
+    workflow.abort("patient had to leave before the treatment")
+    workflow.document(
+        pain_before=5, pain_after=5, adverse_events=[], treatment_points=[], notes="no treatment"
+    )
+    return workflow
+
+
+@pytest.mark.req("SES-OVR-2")
+def test_stored_validation_says_accepted_with_the_override_not_override_null(
+    pump: Pump, services: ConsoleServices, therapist, patient_id: str
+) -> None:
+    """Defect: the stored validation said ``"accepted": false, "override": null`` although an
+    override with its reason was recorded for the plan."""
+    plan = dataclasses.replace(EPAT_PLAN, pressure_bar=Decimal("3.80"))
+    workflow = connected_session(
+        services, therapist, patient_id, pump, plan=plan, override_reason=OVERRIDE_REASON
+    )
+    workflow.abort("test of the stored validation only")
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.validation is not None
+    assert record.validation["decision"] == "override_required"
+    assert record.validation["accepted"] is True
+    assert record.validation["override"]["reason"] == OVERRIDE_REASON
+    assert record.validation["override"]["user_id"] == "thera"
+    assert record.parameter_override_reason == OVERRIDE_REASON
+
+
+@pytest.mark.req("SES-OVR-2")
+def test_titrating_after_an_override_keeps_the_recorded_override_reason(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect: planned 3.8 bar with a written reason, titrated to 3.0: the record's override
+    reason was erased (story and PDF showed "Parameter override reason —", "Validation ok")."""
+    plan = dataclasses.replace(EPAT_PLAN, pressure_bar=Decimal("3.80"))
+    workflow = connected_session(
+        services, therapist, patient_id, pump, plan=plan, override_reason=OVERRIDE_REASON
+    )
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 30)
+    workflow.pause()
+    workflow.titrate(pressure_bar=Decimal("3.00"))  # back inside the protocol: no new reason
+    workflow.abort("test of the titration record only")
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.parameter_override_reason == OVERRIDE_REASON
+    assert record.titrations[0]["to"]["pressure_bar"] == "3.00"
+    assert record.titrations[0]["override_in_force"] is None  # 3.0 bar needs none
+    validation = record.validation
+    assert validation is not None and validation["decision"] == "ok"
+    given = validation["session_overrides"]
+    assert [o["reason"] for o in given] == [OVERRIDE_REASON]
+    assert given[0]["parameters"]["pressure_bar"] == "3.80"
+
+
+@pytest.mark.req("SES-SCREEN-1")
+def test_a_screening_block_cannot_be_answered_away_silently(
+    pump: Pump, services: ConsoleServices, therapist, patient_id: str
+) -> None:
+    """Defect: changing one answer after a block needed no reason and left no trace but the
+    last decision ("Decision allow, Rules fired none")."""
+    workflow = services.begin_session(therapist, patient_id, "knee-pt-epat", SESSION_DATE)
+    pump.workflows.append(workflow)
+    assert workflow.submit_screening({**CLEAN_ANSWERS, "pregnant": True}).verdict.value == "block"
+    with pytest.raises(TransitionRefused, match="correction that needs a written reason"):
+        workflow.submit_screening(CLEAN_ANSWERS)
+    assert workflow.screening is not None and workflow.screening.verdict.value == "block"
+    reason = "patient misheard the question; confirmed not pregnant, test negative today"
+    assert workflow.submit_screening(CLEAN_ANSWERS, reason=reason).verdict.value == "allow"
+    workflow.abort("test of the screening correction only")
+    record = services.sessions.load(workflow.ctx.session_id)
+    screening = record.screening
+    assert screening is not None and record.screening_decision == "allow"
+    assert screening["first_decision"]["decision"] == "block"
+    assert "CI-PREG" in screening["first_decision"]["rules"]
+    [correction] = screening["corrections"]
+    assert thaw(correction["changes"]) == [{"question": "pregnant", "from": True, "to": False}]
+    assert correction["reason"] == reason and correction["by"] == "thera"
+    assert correction["from_decision"] == "block" and correction["to_decision"] == "allow"
+    assert correction["time"].endswith("Z")
+    actions = [e.action for e in services.sessions.events(workflow.ctx.session_id)]
+    assert "screening.corrected" in actions
+    refusals = [
+        e
+        for e in services.trail.events(limit=10_000)
+        if e.action == "session.refused" and e.subject.id == workflow.ctx.session_id
+    ]
+    assert refusals and "pregnant" in refusals[0].data["reasons"][0]
+
+
+@pytest.mark.req("SES-SIGN-1")
+def test_signed_documentation_is_read_only_and_later_facts_are_signed_addenda(
+    pump: Pump, services: ConsoleServices, therapist, patient_id: str
+) -> None:
+    """Defect: after signing, the documentation still accepted edits, so what was shown was
+    not the signed record."""
+    from audit.records import verify_records
+    from console.services import AddendumRefused
+
+    workflow = _aborted_and_documented(services, therapist, patient_id, pump)
+    workflow.sign(PASSWORD, user_name="thera")
+    with pytest.raises(TransitionRefused, match=r"Signed by Theo Therapist at .*addend"):
+        workflow.document(
+            pain_before=5, pain_after=0, adverse_events=["haematoma"], treatment_points=[]
+        )
+    sid = workflow.ctx.session_id
+    assert services.sessions.load(sid).adverse_events == ()
+    with pytest.raises(AddendumRefused, match="reason"):
+        services.add_addendum(therapist, sid, {"adverse_events": ["haematoma"]}, "later", PASSWORD)
+    with pytest.raises(AddendumRefused, match="pain_after"):
+        services.add_addendum(therapist, sid, {"delivered": 9}, ADDENDUM_REASON, PASSWORD)
+    record = services.add_addendum(
+        therapist, sid, {"adverse_events": ["haematoma"]}, ADDENDUM_REASON, PASSWORD
+    )
+    assert record.adverse_events == ("haematoma",)
+    events = services.trail.events(limit=10_000)
+    amended = [e for e in events if e.action == "session.amended" and e.subject.id == sid]
+    signed = [e for e in events if e.action == "session.addendum_signed" and e.subject.id == sid]
+    assert len(amended) == 1 and amended[0].data["reason"] == ADDENDUM_REASON
+    assert thaw(amended[0].data["changes"]["adverse_events"]) == {"from": [], "to": ["haematoma"]}
+    assert len(signed) == 1 and signed[0].data["amendment_seq"] == amended[0].seq
+    assert signed[0].data["signer_id"] == "thera" and signed[0].seq > amended[0].seq
+    assert verify_store(services.store).ok
+    assert verify_records(services.store).ok
+
+
+@pytest.mark.req("SES-SIGN-2")
+def test_first_signature_needs_user_name_and_password_and_failures_reset_on_success(
+    pump: Pump, services: ConsoleServices, therapist, patient_id: str
+) -> None:
+    """Defects: a failed signature did not say what to do, and neither a successful signature
+    nor a successful unlock reset the failed-attempt count."""
+    from console.auth import SignatureFailed
+
+    first = _aborted_and_documented(services, therapist, patient_id, pump)
+    with pytest.raises(SignatureFailed, match="enter your user name and your password"):
+        first.sign(PASSWORD)  # first signing since sign-in: the name is needed too
+    with pytest.raises(SignatureFailed, match=r"1 of 5 attempts failed.*Re-enter"):
+        first.sign(PASSWORD, user_name="someone-else")
+    with pytest.raises(SignatureFailed, match=r"2 of 5 attempts failed"):
+        first.sign("not the password", user_name="thera")
+    assert services.users.get("thera").failed_logins == 2
+    failed = [
+        e
+        for e in services.sessions.events(first.ctx.session_id)
+        if e.action == "session.signature_failed"
+    ]
+    assert [e.data["consecutive_failures"] for e in failed] == [1, 2]
+    first.sign(PASSWORD, user_name="thera")
+    assert services.users.get("thera").failed_logins == 0  # reset by the signature
+    assert first.state is S.SIGNED
+
+    second = _aborted_and_documented(services, therapist, patient_id, pump)
+    with pytest.raises(SignatureFailed, match=r"the password did not match \(1 of 5"):
+        second.sign("still not it")
+    second.sign(PASSWORD)  # same continuous session: the password alone
+    assert services.users.get("thera").failed_logins == 0
+
+    services.lock(therapist)  # a locked screen ends the continuous session
+    with pytest.raises(Exception, match="Wrong user name or password"):
+        services.unlock(therapist, "wrong again")
+    assert services.users.get("thera").failed_logins == 1
+    services.unlock(therapist, PASSWORD)
+    assert services.users.get("thera").failed_logins == 0  # reset by the unlock
+    third = _aborted_and_documented(services, therapist, patient_id, pump)
+    with pytest.raises(SignatureFailed, match="user name"):
+        third.sign(PASSWORD)
+    third.sign(PASSWORD, user_name="thera")
+    resets = [e for e in services.trail.events(limit=10_000) if e.action == "user.failures_reset"]
+    assert [(e.data["purpose"], e.data["cleared"]) for e in resets] == [
+        ("signature", 2),
+        ("signature", 1),
+        ("unlock", 1),
+    ]
+
+
+@pytest.mark.req("SES-COUNT-1")
+def test_stopping_while_paused_after_a_titration_disarms_the_waiting_unit(
+    pump: Pump,
+    services: ConsoleServices,
+    therapist,
+    patient_id: str,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """Defect: Stop after a titration sent STOP to a unit waiting ARMED with the rest loaded;
+    the unit refused it (WRONG_STATE) and the session could not be stopped."""
+    workflow = connected_session(services, therapist, patient_id, pump)
+    workflow.arm()
+    workflow.start()
+    pump.until(workflow, lambda: workflow.delivered >= 50)
+    paused_at = workflow.pause()
+    workflow.titrate(pressure_bar=Decimal("2.00"))
+    assert workflow.stop() == paused_at
+    assert workflow.state is S.STOPPED
+    record = services.sessions.load(workflow.ctx.session_id)
+    assert record.delivered == paused_at == epat_sim[0].stats().pulses_fired_total
+    assert record.count_status == "confirmed"

@@ -114,6 +114,19 @@ def test_a_missing_guard_and_a_tampered_trail_fail(ready_db: Path) -> None:
     assert text.splitlines()[-1] == "db check: 2 problem(s): guard, trail"
 
 
+@pytest.mark.req("AUD-REC-2")
+def test_a_record_row_inserted_behind_the_trail_fails_the_check(ready_db: Path) -> None:
+    with contextlib.closing(sqlite3.connect(ready_db)) as conn:
+        conn.execute(
+            "INSERT INTO patients (id, pseudonym, birth_date, created_at, created_by) VALUES "
+            "('pt-forged', 'KN-6666', '1960-01-01', '2026-01-01T00:00:00.000000Z', 'x')"
+        )
+        conn.commit()
+    text = check_database(str(ready_db)).render()
+    assert "last seq 1: VERIFIED; record of 1 rows: FAILED — 1 problem(s)" in text
+    assert "first at seq 0: patient pt-forged: is in the store but no event recorded it" in text
+
+
 def test_db_check_writes_nothing(ready_db: Path) -> None:
     before = ready_db.read_bytes()
     assert check_database(str(ready_db)).ok

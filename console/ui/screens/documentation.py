@@ -1,7 +1,10 @@
 """After delivery: pain before and after, adverse events, treatment points, notes, signature.
 
 Nothing here is pre-selected: a pain score of 0 and "no adverse events" are answers the
-therapist gives, not defaults. Signing re-asks for the password; its meaning is "performed".
+therapist gives, not defaults. Signing re-asks for the password — and the user name on the first
+signing since sign-in (21 CFR 11.200); its meaning is "performed". The password field is cleared
+after every attempt. Once signed the screen shows the signed record read-only under a banner
+"Signed by … at …; later facts are addenda" (UI-SIGN-1).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class PainScale(QWidget):
 
 class DocumentationScreen(Screen):
     document_requested = Signal(dict)  # keyword arguments of SessionWorkflow.document
-    sign_requested = Signal(str)  # password
+    sign_requested = Signal(str, str)  # user name ("" when not asked), password
     finished = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -136,9 +139,23 @@ class DocumentationScreen(Screen):
         columns.addWidget(right_card, 2)
         self.body.addLayout(columns, 1)
 
+        self.signed_banner = label("", "section")
+        self.signed_banner.setObjectName("signedBanner")
+        self.signed_banner.setStyleSheet(
+            "background: #E6F2EA; color: #1E5E36; border: 1px solid #2E7D4F; padding: 8px;"
+        )
+        self.signed_banner.setVisible(False)
+        self.body.addWidget(self.signed_banner)
         self.save_button = button("Sa&ve documentation", role="primary", name="saveDocumentation")
         sign_card, sign = panel()
         sign_row = QHBoxLayout()
+        self.user_name = QLineEdit()
+        self.user_name.setObjectName("signUserName")
+        self.user_name.setPlaceholderText("your user name")
+        self.user_name.setToolTip(
+            "The first signature since you signed in takes your user name and your password"
+        )
+        self.user_name.setMaximumWidth(180)
         self.password = QLineEdit()
         self.password.setObjectName("signPassword")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
@@ -154,6 +171,7 @@ class DocumentationScreen(Screen):
         sign_row.addWidget(self.save_button)
         sign_row.addStretch(1)
         sign_row.addWidget(label("Signature:", wrap=False))
+        sign_row.addWidget(self.user_name)
         sign_row.addWidget(self.password)
         sign_row.addWidget(self.sign_button)
         sign_row.addWidget(self.done_button)
@@ -162,7 +180,7 @@ class DocumentationScreen(Screen):
 
         self.actions = [self.save_button, self.sign_button, self.done_button]
         self.save_button.clicked.connect(self._save)
-        self.sign_button.clicked.connect(lambda: self.sign_requested.emit(self.password.text()))
+        self.sign_button.clicked.connect(self._sign)
         self.password.returnPressed.connect(self.sign_button.click)
         self.done_button.clicked.connect(self.finished)
         self.remove_point.clicked.connect(self.knee.remove_last)
@@ -182,8 +200,19 @@ class DocumentationScreen(Screen):
         self.notes.clear()
         self.knee.clear()
         self.password.clear()
+        self.user_name.clear()
+        self.signed_banner.clear()
+        self.signed_banner.setVisible(False)
         self.clear_notice()
         self._snapshot = None
+
+    def _sign(self) -> None:
+        """Hand the signature's components over and clear the password at once: it never stays
+        in the field after an attempt, whatever the outcome."""
+        name = self.user_name.text().strip() if self.user_name.isEnabled() else ""
+        password = self.password.text()
+        self.password.clear()
+        self.sign_requested.emit(name, password)
 
     def _none_toggled(self, checked: bool) -> None:
         if checked:
@@ -242,14 +271,41 @@ class DocumentationScreen(Screen):
         elif snapshot.state is SessionState.SIGNED:
             self.show_info("Session signed", ["The record is complete."])
             self.password.clear()
+            self.user_name.clear()
+        banner = snapshot.signed_banner
+        self.signed_banner.setText(banner or "")
+        self.signed_banner.setVisible(banner is not None)
         self.update_actions()
 
     def update_actions(self) -> None:
         state = self._snapshot.state if self._snapshot else None
         idle = not self.busy
         editable = state in ENDED_STATES or state is SessionState.DOCUMENTED
-        self.save_button.setEnabled(idle and editable)
+        signed = state is SessionState.SIGNED or (
+            self._snapshot is not None and self._snapshot.signed_banner is not None
+        )
+        self.save_button.setEnabled(idle and editable and not signed)
         self.sign_button.setEnabled(idle and state is SessionState.DOCUMENTED)
         self.done_button.setEnabled(idle and state is SessionState.SIGNED)
-        for widget in (self.password,):
-            widget.setEnabled(state is SessionState.DOCUMENTED)
+        self.password.setEnabled(state is SessionState.DOCUMENTED)
+        self.user_name.setEnabled(
+            state is SessionState.DOCUMENTED
+            and self._snapshot is not None
+            and self._snapshot.signing_needs_user_name
+        )
+        # the signed record is final: what the screen shows is what was signed (UI-SIGN-1)
+        for widget in self._documentation_inputs():
+            widget.setEnabled(not signed)
+        self.notes.setReadOnly(signed)
+
+    def _documentation_inputs(self) -> list[QWidget]:
+        return [
+            *self.pain_before.group.buttons(),
+            *self.pain_after.group.buttons(),
+            *self.adverse.values(),
+            self.no_adverse,
+            self.notes,
+            self.knee,
+            self.remove_point,
+            self.clear_points,
+        ]

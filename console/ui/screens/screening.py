@@ -143,7 +143,7 @@ class QuestionRow:
 
 
 class ScreeningScreen(Screen):
-    submit_requested = Signal(dict)  # the answered keys only
+    submit_requested = Signal(dict, str)  # the answered keys only; correction reason or ""
     override_requested = Signal(str)
     continue_requested = Signal()
     abort_requested = Signal(str)
@@ -165,6 +165,16 @@ class ScreeningScreen(Screen):
 
         self.submit_button = button("Check &answers", role="primary", name="submitScreening")
         self.body.addWidget(button_row(self.submit_button))
+        # After a block or an override-required decision, changing an answer is a correction
+        # that needs its reason (SES-SCREEN-1): asked for here, recorded with old and new answer.
+        self.correction_reason = ReasonBox(
+            "Correcting an answer? Say who told you what and why the first answer was wrong "
+            "(recorded with the old and the new answer)",
+            MIN_OVERRIDE_REASON_CHARS,
+        )
+        self.correction_reason.setObjectName("screeningCorrectionReason")
+        self.correction_reason.hide()
+        self.body.addWidget(self.correction_reason)
         self.verdict = Notice()
         self.verdict.setObjectName("screeningVerdict")
         self.body.addWidget(self.verdict)
@@ -221,6 +231,8 @@ class ScreeningScreen(Screen):
         self.verdict.clear()
         self.override_box.hide()
         self.override_reason.set_text("")
+        self.correction_reason.set_text("")
+        self.correction_reason.hide()
         self.abort.reset()
         self._snapshot = None
         self.update_actions()
@@ -236,7 +248,8 @@ class ScreeningScreen(Screen):
     def _submit(self) -> None:
         for row in self.rows.values():
             row.flag(False)
-        self.submit_requested.emit(self.answers())
+        reason = "" if self.correction_reason.isHidden() else self.correction_reason.text()
+        self.submit_requested.emit(self.answers(), reason)
 
     def show_snapshot(self, snapshot: SessionSnapshot) -> None:
         self._snapshot = snapshot
@@ -261,7 +274,11 @@ class ScreeningScreen(Screen):
         elif verdict is ScreeningVerdict.BLOCK:
             self.verdict.show_lines(
                 "Contraindicated: this session cannot go ahead",
-                [*lines, "No override is possible. End the session with a reason below."],
+                [
+                    *lines,
+                    "No override is possible. End the session with a reason below.",
+                    "If an answer was wrong, correct it and give the reason for the correction.",
+                ],
                 "block",
             )
         elif verdict is ScreeningVerdict.OVERRIDE_REQUIRED:
@@ -279,6 +296,10 @@ class ScreeningScreen(Screen):
         self.override_box.setVisible(
             verdict is ScreeningVerdict.OVERRIDE_REQUIRED and not snapshot.screening_override_reason
         )
+        needs_reason = verdict in (ScreeningVerdict.BLOCK, ScreeningVerdict.OVERRIDE_REQUIRED)
+        if needs_reason and self.correction_reason.isHidden():
+            self.correction_reason.set_text("")
+        self.correction_reason.setVisible(needs_reason)
         self.update_actions()
         if outcome is not self._revealed:  # a new verdict: bring it (and what to do) into view
             self._revealed = outcome

@@ -115,7 +115,7 @@ def treat_and_sign(
         treatment_points=[{"x": 410, "y": 600}],
         notes="tolerated well",
     )
-    workflow.sign(PASSWORD)
+    workflow.sign(PASSWORD, user_name="thera")
     workflow.close()
     return TreatedSession(workflow.ctx.session_id, workflow.delivered, "2.00")
 

@@ -48,7 +48,9 @@ def test_add_disable_enable_reset_unlock_and_change_role_are_each_audited(
     users.change_role(admin, "nina", "service")
     changed = _last(services)
     assert changed.action == "user.role_changed" and changed.actor == "admin"
-    assert changed.data == {"from": "therapist", "to": "service"}
+    data = changed.data
+    assert data.pop("record")["fields"]["role"] == "service"  # the row as changed
+    assert data == {"from": "therapist", "to": "service"}
     assert services.auth.login("nina", NEW_PASSWORD).role == "service"
 
 

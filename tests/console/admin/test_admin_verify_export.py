@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,25 @@ def test_a_tampered_trail_fails_with_its_first_failing_seq(
     assert any(f"seq {target}" in problem for problem in outcome.problems)
     last = admin_services.review.last_verification(admin)
     assert last is not None and not last.ok and last.first_failing_seq == target
+
+
+@pytest.mark.req("ADM-VERIFY-1")
+@pytest.mark.req("AUD-REC-2")
+def test_verify_now_finds_a_session_row_changed_behind_the_trail(
+    services: ConsoleServices, admin: SignedInUser, admin_services: AdminServices, treated: Any
+) -> None:
+    """The issue's plain UPDATE, after a whole session through the real workflow."""
+    assert admin_services.review.verify_now(admin).ok  # no false alarm on the real record
+    conn = sqlite3.connect(services.store.url.database)
+    conn.execute("UPDATE treatment_sessions SET delivered=1000, pain_after=0")
+    conn.commit()
+    conn.close()
+    outcome = admin_services.review.verify_now(admin)
+    assert not outcome.ok
+    named = [p for p in outcome.problems if f"session {treated.session_id} field" in p]
+    assert len(named) == 2 and any("field delivered: store has 1000" in p for p in named)
+    last = admin_services.review.last_verification(admin)
+    assert last is not None and not last.ok and last.problems == 2
 
 
 @pytest.mark.req("ADM-EXPORT-1")

@@ -351,7 +351,60 @@ def test_documentation_asks_for_every_answer_and_signs_with_the_password(qtbot) 
     assert not screen.adverse["reddening"].isChecked()
     screen.show_snapshot(snapshot(SessionState.DOCUMENTED, plan=PLAN))
     assert screen.sign_button.isEnabled()
+    assert screen.user_name.isEnabled()  # the first signature since sign-in
+    qtbot.keyClicks(screen.user_name, "thera")
     qtbot.keyClicks(screen.password, "pw")
     with qtbot.waitSignal(screen.sign_requested) as blocker:
         qtbot.mouseClick(screen.sign_button, Qt.MouseButton.LeftButton)
-    assert blocker.args == ["pw"]
+    assert blocker.args == ["thera", "pw"]
+    assert screen.password.text() == ""  # cleared after every attempt
+
+
+@pytest.mark.req("UI-SIGN-1")
+def test_after_signing_the_documentation_screen_no_longer_accepts_edits(qtbot) -> None:
+    """Defect: after signing, the documentation screen still accepted edits (points cleared,
+    adverse events ticked), so it showed something other than the signed record."""
+    screen = DocumentationScreen()
+    qtbot.addWidget(screen)
+    screen.show()
+    screen.reset()
+    screen.show_snapshot(snapshot(SessionState.DOCUMENTED, plan=PLAN))
+    screen.pain_before.set_value(6)
+    screen.knee.add_point(480, 560)
+    banner = "Signed by Theo Therapist at 2026-11-24T10:15:30.123456Z UTC; later facts are addenda"
+    screen.show_snapshot(snapshot(SessionState.SIGNED, plan=PLAN, signed_banner=banner))
+    assert screen.signed_banner.isVisible() and screen.signed_banner.text() == banner
+    assert not screen.save_button.isEnabled() and not screen.sign_button.isEnabled()
+    assert not screen.password.isEnabled() and not screen.user_name.isEnabled()
+    for widget in (screen.clear_points, screen.remove_point, screen.knee, screen.no_adverse):
+        assert not widget.isEnabled()
+    assert not any(box.isEnabled() for box in screen.adverse.values())
+    assert not any(b.isEnabled() for b in screen.pain_before.group.buttons())
+    assert screen.notes.isReadOnly() and not screen.notes.isEnabled()
+    qtbot.mouseClick(screen.clear_points, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(screen.adverse["haematoma"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(screen.pain_before.group.button(2), Qt.MouseButton.LeftButton)
+    assert len(screen.knee.points()) == 1
+    assert not screen.adverse["haematoma"].isChecked()
+    assert screen.pain_before.value() == 6
+
+
+@pytest.mark.req("UI-SCREEN-2")
+def test_correcting_an_answer_after_a_block_asks_for_the_reason(qtbot) -> None:
+    """Defect: a block could be answered away silently: the screen gave no place for the
+    correction's reason and sent the new answers alone."""
+    screen = ScreeningScreen()
+    qtbot.addWidget(screen)
+    screen.show()
+    screen.set_questions(QUESTIONS)
+    assert screen.correction_reason.isHidden()
+    pregnant = Finding("CI-PREG", "block", "pregnant or possibly pregnant")
+    screen.show_snapshot(snapshot(screening=_screening(ScreeningVerdict.BLOCK, pregnant)))
+    assert screen.correction_reason.isVisible()
+    assert "correct it and give the reason" in " ".join(screen.verdict.lines)
+    screen.rows["pregnant"].set_answer(False)
+    screen.correction_reason.set_text("patient misheard the question; test negative today")
+    with qtbot.waitSignal(screen.submit_requested) as blocker:
+        qtbot.mouseClick(screen.submit_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0]["pregnant"] is False
+    assert blocker.args[1] == "patient misheard the question; test negative today"

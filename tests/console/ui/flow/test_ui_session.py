@@ -75,6 +75,7 @@ def test_a_whole_session_from_login_to_signature(
     flow.type_into(doc.notes, "tolerated well; hip work reviewed")
     flow.click(doc.save_button)
     flow.wait_state(window, SessionState.DOCUMENTED)
+    flow.type_into(doc.user_name, "thera")  # the first signature since sign-in
     flow.type_into(doc.password, PASSWORD)
     flow.click(doc.sign_button)
     flow.wait_state(window, SessionState.SIGNED)
@@ -162,3 +163,49 @@ def test_an_abort_needs_a_reason_and_leads_to_the_documentation(
     (record,) = services.sessions.for_patient(patient_id)
     assert record.state == "aborted"
     assert record.end_reason == "patient felt unwell before the start"
+
+
+@pytest.mark.req("UI-SIGN-1")
+def test_a_failed_signature_shows_a_dialog_that_says_what_to_do_and_clears_the_password(
+    window: MainWindow, services: ConsoleServices, patient_id: str
+) -> None:
+    """Defect: a failed signature named a Python exception in the status bar and left the
+    password in the field."""
+    flow.login(window, "thera", PASSWORD)
+    flow.to_state(window, SessionState.CONNECTED, "KNEE-0001")
+    abort = window.unit_screen.abort
+    flow.click(abort.open_button)
+    flow.type_into(abort.reason, "patient felt unwell before the start")
+    flow.click(abort.confirm)
+    doc = window.documentation_screen
+    flow.wait_until(lambda: window.current_screen() is doc, "the documentation")
+    QTest.mouseClick(doc.pain_before.group.button(5), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(doc.pain_after.group.button(5), Qt.MouseButton.LeftButton)
+    doc.no_adverse.setChecked(True)
+    flow.click(doc.save_button)
+    flow.wait_state(window, SessionState.DOCUMENTED)
+    assert doc.user_name.isEnabled()  # the first signature since sign-in: name and password
+    flow.type_into(doc.user_name, "thera")
+    flow.type_into(doc.password, "not my password")
+    flow.click(doc.sign_button)
+    assert doc.password.text() == ""
+    flow.wait_until(lambda: window.sign_dialog is not None, "the 'Not signed' dialog")
+    dialog = window.sign_dialog
+    assert dialog is not None and dialog.isVisible()
+    said = f"{dialog.text()} {dialog.informativeText()} {window.statusBar().currentMessage()}"
+    assert "did not match (1 of 5 attempts failed in a row)" in said
+    assert "Re-enter your user name or password and sign again" in said
+    for name in ("SignatureFailed", "LoginFailed", "Error", "Traceback"):
+        assert name not in said, name
+    assert services.users.get("thera").failed_logins == 1
+    dialog.accept()
+    assert flow.state_of(window) is SessionState.DOCUMENTED
+    flow.type_into(doc.password, PASSWORD)
+    flow.click(doc.sign_button)
+    flow.wait_state(window, SessionState.SIGNED)
+    assert doc.password.text() == ""
+    assert services.users.get("thera").failed_logins == 0  # reset by the signature
+    flow.wait_until(lambda: doc.signed_banner.isVisible(), "the signed banner")
+    assert doc.signed_banner.text().startswith("Signed by Theo Therapist at ")
+    assert "later facts are addenda" in doc.signed_banner.text()
+    assert not doc.save_button.isEnabled() and not doc.no_adverse.isEnabled()
