@@ -357,7 +357,7 @@ def _run_session(
     else:
         _progress(f"ended {workflow.state.value}: {workflow.delivered} of {workflow.target} pulses")
     try:
-        return _document(args, services, workflow, password)
+        return _document(args, services, workflow, password, user)
     except (TransitionRefused, StoreError) as exc:
         what = "; ".join(exc.reasons) if isinstance(exc, TransitionRefused) else str(exc)
         raise CommandError(
@@ -541,7 +541,9 @@ def _print_record(services: Any, session_id: str) -> None:
         _progress(f"cannot read the record of session {session_id}: {exc}")
 
 
-def _document(args: argparse.Namespace, services: Any, workflow: Any, password: str) -> int:
+def _document(
+    args: argparse.Namespace, services: Any, workflow: Any, password: str, user: Any
+) -> int:
     from console.session.states import ENDED_STATES
 
     if (
