@@ -65,9 +65,10 @@ class RecordStore:
     with every other writer) and ``read()`` for queries; both yield an ORM session that never
     leaves ``audit/``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
         self.engine = engine
         self.url = engine.url
+        self.busy_timeout_s = busy_timeout_s  # SQLite: how long a writer waits for a lock
         self.dialect = engine.dialect.name
         self._writer = sessionmaker(
             bind=engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
@@ -144,7 +145,7 @@ class RecordStore:
                 if isinstance(exc, dbapi_errors) and not isinstance(
                     exc, self.engine.dialect.loaded_dbapi.IntegrityError
                 ):
-                    raise StoreError(_explain(self.url, exc)) from exc
+                    raise StoreError(_explain(self.url, exc, self.busy_timeout_s)) from exc
                 raise
             finally:
                 cursor.close()
@@ -158,14 +159,14 @@ class RecordStore:
             try:
                 return self.engine.raw_connection()
             except OperationalError as exc:
-                raise StoreError(_explain(self.url, exc)) from exc
+                raise StoreError(_explain(self.url, exc, self.busy_timeout_s)) from exc
         local = self._append_local
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
             try:
                 conn = self.engine.raw_connection()
             except OperationalError as exc:
-                raise StoreError(_explain(self.url, exc)) from exc
+                raise StoreError(_explain(self.url, exc, self.busy_timeout_s)) from exc
             local.conn, local.pid = conn, os.getpid()
             with self._append_lock:
                 self._append_conns.append(conn)
@@ -206,7 +207,7 @@ class RecordStore:
         try:
             yield
         except OperationalError as exc:
-            raise StoreError(_explain(self.url, exc)) from exc
+            raise StoreError(_explain(self.url, exc, self.busy_timeout_s)) from exc
 
     def dispose(self) -> None:
         with self._append_lock:
@@ -218,7 +219,9 @@ class RecordStore:
         self.engine.dispose()
 
 
-def _explain(url: URL, exc: DBAPIError | sqlite3.Error) -> str:
+def _explain(
+    url: URL, exc: DBAPIError | sqlite3.Error, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> str:
     detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
     where = describe(url)
@@ -229,7 +232,7 @@ def _explain(url: URL, exc: DBAPIError | sqlite3.Error) -> str:
                 "backup or point --db at the right file"
             )
         if "locked" in first:
-            return f"{where} stayed locked by another writer for {SQLITE_BUSY_TIMEOUT_S:.0f} s"
+            return f"{where} stayed locked by another writer for {busy_timeout_s:g} s"
         return f"cannot use the SQLite database {url.database}: {first}"
     return (
         f"cannot use the database {where}: {first}; check that the server is running and the URL "
@@ -237,10 +240,10 @@ def _explain(url: URL, exc: DBAPIError | sqlite3.Error) -> str:
     )
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     engine = create_engine(
         url.set(drivername="sqlite"),
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
     )
 
     @event.listens_for(engine, "connect")
@@ -268,13 +271,23 @@ def _postgres_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
-def open_store(url_or_path: str, *, create: bool = False, check_schema: bool = True) -> RecordStore:
+def open_store(
+    url_or_path: str,
+    *,
+    create: bool = False,
+    check_schema: bool = True,
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+) -> RecordStore:
     """Open the database at ``url_or_path``.
 
     ``create``: make a missing SQLite file (and its folder); otherwise a missing file is an
     error (a typo must not silently start an empty record). ``check_schema``: refuse a database
     whose schema is not the current one (run ``therapy-console db upgrade``).
+    ``busy_timeout_s``: SQLite only, how long a write waits for another writer's lock before
+    it fails (30 s; tests of a locked database shorten it).
     """
+    if not busy_timeout_s > 0:
+        raise StoreError(f"the busy timeout must be above 0 s, got {busy_timeout_s!r}")
     url = normalise_url(url_or_path)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
@@ -288,10 +301,10 @@ def open_store(url_or_path: str, *, create: bool = False, check_schema: bool = T
                     "it, or point --db at the right file"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = _sqlite_engine(url)
+        engine = _sqlite_engine(url, busy_timeout_s)
     else:
         engine = _postgres_engine(url)
-    store = RecordStore(engine)
+    store = RecordStore(engine, busy_timeout_s=busy_timeout_s)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql(
@@ -301,7 +314,7 @@ def open_store(url_or_path: str, *, create: bool = False, check_schema: bool = T
             )
     except DBAPIError as exc:
         engine.dispose()
-        raise StoreError(_explain(url, exc)) from exc
+        raise StoreError(_explain(url, exc, busy_timeout_s)) from exc
     if check_schema:
         from audit.migrate import require_current_schema
 

@@ -23,7 +23,7 @@ from audit.keys import load_or_create_signer
 from audit.patients import PatientRegistry
 from audit.programmes import ProgrammeBook
 from audit.sessions import SessionBook, content_hash
-from audit.store import RecordStore, open_store
+from audit.store import SQLITE_BUSY_TIMEOUT_S, RecordStore, open_store
 from audit.trail import AuditTrail
 from audit.users import UserDirectory
 from audit.values import PatientRecord, ProgrammeRecord, SessionRecord
@@ -34,7 +34,12 @@ from console.session.clinical import ProtocolRules
 from console.session.device_worker import DeviceWorker, Outbox
 from console.session.ports import SessionContext
 from console.session.recorder import BookRecorder
-from console.session.recovery import RecoveryOutcome, needs_recovery, recover_session
+from console.session.recovery import (
+    RecoveryFailed,
+    RecoveryOutcome,
+    needs_recovery,
+    recover_session,
+)
 from console.session.states import LIVE_STATES, UNFINISHED_STATES
 from console.session.workflow import SessionWorkflow
 from device_drivers.commlog import CommLog
@@ -105,6 +110,8 @@ class ConsoleConfig:
     policy_dir: Path | None = None  # the clinic's installed protocol/screening policy files
     rooms_path: Path | None = None  # the treatment rooms' unit links (service console)
     create_schema: bool = False
+    #: SQLite: how long a write waits for another writer's lock before it fails (tests shorten it)
+    db_busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
 
     @classmethod
     def from_environment(cls, db: str | None = None, **overrides: Any) -> ConsoleConfig:
@@ -164,7 +171,7 @@ class ConsoleServices:
             from audit.migrate import upgrade
 
             upgrade(config.db_url)
-        store = open_store(config.db_url)
+        store = open_store(config.db_url, busy_timeout_s=config.db_busy_timeout_s)
         try:
             signer, created = load_or_create_signer(config.signing_key_path)
             trail = AuditTrail(store, signer, config.workstation, witness_path=config.witness_path)
@@ -279,8 +286,11 @@ class ConsoleServices:
         found.update({r.session_id: r for r in self.sessions.count_pending()})
         return [r for r in found.values() if needs_recovery(r)]
 
-    def recover(self, user: SignedInUser, session_id: str) -> RecoveryOutcome:
-        """Close a session left unfinished or with its count unconfirmed (SES-RECOVER-1)."""
+    def recover(
+        self, user: SignedInUser, session_id: str, *, cause: str | None = None
+    ) -> RecoveryOutcome:
+        """Close a session left unfinished or with its count unconfirmed (SES-RECOVER-1);
+        ``cause``: what interrupted it, when known (e.g. the record unavailable, SES-DB-1)."""
         self.auth.require(user, "deliver")
         record = self.sessions.load(session_id)
         modality = Modality(record.modality)
@@ -290,6 +300,7 @@ class ConsoleServices:
             self.sessions,
             user.actor,
             speed=self.config.device_speed,
+            cause=cause,
         )
 
     def begin_session(
@@ -462,7 +473,12 @@ class ConsoleServices:
         # connection would cut the session's own link while a stray driver kept heartbeating.
         workflow.check_can_connect()
         opener = self.unit_opener(workflow.ctx.modality, workflow.ctx.session_id)
-        worker = DeviceWorker(opener, outbox, name=f"unit-{workflow.ctx.modality.value}")
+        worker = DeviceWorker(
+            opener,
+            outbox,
+            name=f"unit-{workflow.ctx.modality.value}",
+            link=self.unit_link(workflow.ctx.modality),
+        )
         try:
             # Fail fast with the driver's own one-line error (unreachable, garbled, in use).
             worker.start().result(UNIT_OPEN_TIMEOUT_S)
@@ -537,6 +553,15 @@ class _Guards:
 
     def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
         return self._services.unit_opener(ctx.modality, ctx.session_id, takeover=True)()
+
+    def recover(self, ctx: SessionContext, cause: str) -> RecoveryOutcome:
+        user = self._services.current_user
+        if user is None or user.user_id != ctx.therapist_id:
+            raise RecoveryFailed(
+                f"the treating therapist {ctx.therapist_id} is no longer signed in: recover "
+                f"session {ctx.session_id} from the patient's page"
+            )
+        return self._services.recover(user, ctx.session_id, cause=cause)
 
 
 def _last_amendment_seq(trail: AuditTrail, session_id: str) -> int | None:

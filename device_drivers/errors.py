@@ -4,6 +4,7 @@ DeviceError
 ├── LinkTimeout     no (valid) answer within the deadline; the link may still be up
 ├── LinkLost        the link is gone (port closed, socket reset, unplugged)
 ├── ProtocolError   an answer that does not follow the ICD (wrong SEQ, bad payload, garbage)
+│   └── ImpossibleEnvelope  the unit reports limits no unit can have (min > max, 0 pulses)
 ├── DeviceRejected  the unit refused a command (EPAT NAK, SCPI error) — carries its code
 ├── DeviceFault     the unit is in, or entered, a latched fault state
 └── UnitInTreatment opening refused: the unit is ARMED, DELIVERING or PAUSED for another host
@@ -31,6 +32,16 @@ class LinkLost(DeviceError):
 
 class ProtocolError(DeviceError):
     """The unit's answer does not follow its interface control document."""
+
+
+class ImpossibleEnvelope(ProtocolError):
+    """The unit reports an envelope no unit can have (a minimum above its maximum, no pulses).
+
+    Raised on opening (EPAT: HELLO) or when the limits are read (EMTT): the unit answers but
+    cannot be trusted with a treatment; service must look at it. A ``ProtocolError`` (the
+    answer breaks the ICD) of its own kind, so a console can say "the unit reports values it
+    cannot use" rather than "cannot reach the unit".
+    """
 
 
 class DeviceRejected(DeviceError):

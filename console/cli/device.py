@@ -167,6 +167,7 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[TherapyDevice, _Service]
 @contextmanager
 def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice]:
     link = service.link
+    _refuse_in_session(service, link=link)  # before opening: that alone would cut its link
     try:
         device = open_device(
             epat_url=args.epat,
@@ -182,7 +183,7 @@ def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice
         raise CommandError(f"cannot reach the unit at {link}: {exc}", EXIT_UNIT_LINK) from exc
     try:
         service.identity = device.identify()
-        _refuse_in_session(service)
+        _refuse_in_session(service, serial=service.identity.serial)
         yield device
         service.audit(_ACTIONS[service.job][1], {"ok": True, **service.outcome})
     except DeviceError as exc:
@@ -197,23 +198,23 @@ def _unit(args: argparse.Namespace, service: _Service) -> Iterator[TherapyDevice
         device.close()
 
 
-def _refuse_in_session(service: _Service) -> None:
-    """CLI-DEV-4: a unit the record shows in an open session belongs to its treating console."""
+def _refuse_in_session(
+    service: _Service, *, link: str | None = None, serial: str | None = None
+) -> None:
+    """CLI-DEV-4: a unit the record shows in an open session belongs to its treating console
+    (asked by link before opening, by serial after: ``console.service.occupancy``)."""
     from audit.sessions import SessionBook
+    from console.service.occupancy import UnitInOpenSession, refuse_unit_in_session
 
-    assert service.identity is not None
-    serial = service.identity.serial
-    for record in SessionBook(service.records.trail).unfinished():
-        if record.device_serial == serial:
-            service.audit(
-                "device.service_refused",
-                {"session_id": record.session_id, "session_state": record.state},
-            )
-            raise CommandError(
-                f"unit {serial} is in session {record.session_id} ({record.state}) — use the "
-                "treating console",
-                EXIT_UNIT_BUSY,
-            )
+    try:
+        refuse_unit_in_session(
+            SessionBook(service.records.trail),
+            lambda data: service.audit("device.service_refused", data),
+            link=link,
+            serial=serial,
+        )
+    except UnitInOpenSession as exc:
+        raise CommandError(str(exc), EXIT_UNIT_BUSY) from exc
 
 
 def _range(r: ValueRange | None, unit: str, *, show_step: bool = True) -> str:

@@ -58,8 +58,6 @@ MAX_PULSES = 1_000_000
 MAX_SETTING = Decimal(1000)
 #: How long opening the unit may take (the link, and the unit's hello) before it is given up.
 OPEN_TIMEOUT_S = 15.0
-#: How long a session whose record failed waits for the database to record its end (CLI-DB-1).
-STORE_WAIT_S = 300.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -359,7 +357,7 @@ def _run_session(
     else:
         _progress(f"ended {workflow.state.value}: {workflow.delivered} of {workflow.target} pulses")
     try:
-        return _document(args, services, workflow, password)
+        return _document(args, services, workflow, password, user)
     except (TransitionRefused, StoreError) as exc:
         what = "; ".join(exc.reasons) if isinstance(exc, TransitionRefused) else str(exc)
         raise CommandError(
@@ -422,7 +420,13 @@ def _ended_unperformed(
     """End a session an error interrupted (never left open: CLI-RUN-1); the error to raise."""
     from audit.errors import StoreError
     from console.session.workflow import TransitionRefused
-    from device_drivers.errors import DeviceError, LinkLost, LinkTimeout, UnitInTreatment
+    from device_drivers.errors import (
+        DeviceError,
+        ImpossibleEnvelope,
+        LinkLost,
+        LinkTimeout,
+        UnitInTreatment,
+    )
 
     link = args.epat or args.emtt
     if isinstance(exc, KeyboardInterrupt):
@@ -439,6 +443,8 @@ def _ended_unperformed(
         what, code = f"the database failed during the session: {exc}", EXIT_DATABASE
     elif isinstance(exc, UnitInTreatment):
         what, code = f"the unit at {link} refused: {exc}", EXIT_UNIT_BUSY
+    elif isinstance(exc, ImpossibleEnvelope):  # refused on opening (EPAT) or at connect (EMTT)
+        what, code = f"the unit reports values the console cannot use: {exc}", EXIT_UNIT
     elif isinstance(exc, DeviceError | TimeoutError) and (
         phase == "open" or (phase == "connect" and isinstance(exc, LinkLost | LinkTimeout))
     ):
@@ -455,16 +461,14 @@ def _ended_unperformed(
         internal = internal_error(exc)
         what, code = str(internal), internal.exit_code
     urgent = isinstance(exc, KeyboardInterrupt | DeviceError | TimeoutError)
-    ended = _end_session(services, user, workflow, what, isinstance(exc, StoreError), urgent)
+    ended = _end_session(workflow, what, isinstance(exc, StoreError), urgent)
     _print_record(services, workflow.ctx.session_id)
     if isinstance(exc, KeyboardInterrupt):
         return exc
     return CommandError(f"{what}; {ended}", code)
 
 
-def _end_session(
-    services: Any, user: Any, workflow: Any, reason: str, store_failed: bool, urgent: bool
-) -> str:
+def _end_session(workflow: Any, reason: str, store_failed: bool, urgent: bool) -> str:
     """Make the unit safe and record the session's end; what was recorded, for the message.
 
     A live unit is emergency-stopped after Ctrl-C or a unit error, else stopped or disarmed by
@@ -492,46 +496,27 @@ def _end_session(
             )
         except StoreError as exc:
             _progress(f"the database failed while ending the session: {exc}")
-    return _end_after_store_failure(services, user, workflow, reason)
+    return _end_after_store_failure(workflow, reason)
 
 
-def _end_after_store_failure(services: Any, user: Any, workflow: Any, reason: str) -> str:
-    """The record could not be written (CLI-DB-1): leave the unit safe now, and record the
-    session's end once the database takes writes again (bounded by ``STORE_WAIT_S``)."""
-    import time
-
-    from audit.errors import StoreError
-    from console.session.recovery import RecoveryFailed
-    from console.session.states import UNFINISHED_STATES, SessionState
+def _end_after_store_failure(workflow: Any, reason: str) -> str:
+    """The record could not be written (CLI-DB-1, SES-DB-1): leave the unit safe now, and
+    record the session's end once the database takes writes again (bounded by
+    ``STORE_WAIT_S``); the session layer's one definition, with progress on standard error."""
+    from console.session.record_failure import STORE_WAIT_S, record_when_store_is_back
 
     session_id = workflow.ctx.session_id
-    workflow.close()  # the driver leaves the unit stopped and disarmed (a FAULT stays latched)
+    workflow.record_failed(reason)  # the driver leaves the unit stopped and disarmed
     _progress(
         f"the unit is left stopped; waiting up to {STORE_WAIT_S:.0f} s for the database to "
         f"record the end of session {session_id}"
     )
-    deadline = time.monotonic() + STORE_WAIT_S
-    while True:
-        try:
-            if workflow.state in UNFINISHED_STATES:
-                outcome = services.recover(user, session_id)
-                return (
-                    f"the unit was stopped; session {session_id} is recorded interrupted with "
-                    f"the unit's count of {outcome.delivered} pulses"
-                )
-            if workflow.state in (SessionState.SCREENING, SessionState.PLANNED):
-                workflow.abort(f"not performed: {reason}"[:MAX_REASON_CHARS])
-            return f"session {session_id} is recorded {workflow.state.value}"
-        except RecoveryFailed as exc:
-            return f"session {session_id} is still open in the record ({exc})"
-        except StoreError as exc:
-            if time.monotonic() >= deadline:
-                return (
-                    f"session {session_id} is still open in the record ({exc}): run "
-                    "`therapy-console session recover` when the database is available"
-                )
-            _progress(f"  the database is still unavailable: {exc}")
-            time.sleep(1.0)
+    result = record_when_store_is_back(
+        workflow, reason, wait_s=STORE_WAIT_S, progress=lambda text: _progress(f"  {text}")
+    )
+    if not result.store_still_away:
+        return result.message
+    return f"{result.message}: run `therapy-console session recover` when it is available"
 
 
 def _count(outcome: Any) -> str:
@@ -556,7 +541,9 @@ def _print_record(services: Any, session_id: str) -> None:
         _progress(f"cannot read the record of session {session_id}: {exc}")
 
 
-def _document(args: argparse.Namespace, services: Any, workflow: Any, password: str) -> int:
+def _document(
+    args: argparse.Namespace, services: Any, workflow: Any, password: str, user: Any
+) -> int:
     from console.session.states import ENDED_STATES
 
     if (

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.events import Subject
+from audit.sessions import SessionBook
 from audit.trail import AuditTrail
 from console import paths
 from console.alarms import AlarmBoard, AlarmPriority
@@ -29,6 +30,7 @@ from console.auth import AuthService, SignedInUser
 from console.devices import open_device
 from console.service.commlog_view import CommLogFile, CommLogView, decode_commlog, list_commlogs
 from console.service.diagnostics import UnitDiagnostics, collect
+from console.service.occupancy import UnitInOpenSession, refuse_unit_in_session
 from console.service.raw import RawExchange, parse_raw
 from console.service.replay import ReplayResult, replay_file
 from console.service.rooms import (
@@ -43,7 +45,7 @@ from console.service.rooms import (
     without_unit,
 )
 from console.session.device_worker import DeviceWorker, WorkerMessage
-from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected
+from device_drivers.errors import CommandRefused, DeviceError, DeviceRejected, UnitInTreatment
 from device_drivers.interface import DeviceIdentity, TherapyDevice
 
 ROOMS_FILE = "rooms.json"
@@ -254,6 +256,32 @@ class ServiceServices:
         self.auth.require(user, "device_diagnostics")
         return discover(load_settings(self.rooms_path))
 
+    def _refuse_in_session(
+        self, user: SignedInUser, unit: UnitLink, serial: str | None = None
+    ) -> None:
+        """SVC-SESS-1: a unit the record shows in an open session belongs to its treating
+        console; asked by link before anything is opened, by serial once it has answered.
+        Raises ``ServiceError`` (the refusal audited ``device.service_refused``)."""
+        try:
+            refuse_unit_in_session(
+                SessionBook(self.trail),
+                lambda data: self._audit_refusal(user, unit, serial, data),
+                link=None if serial else unit.link,
+                serial=serial,
+            )
+        except UnitInOpenSession as exc:
+            raise ServiceError(str(exc)) from None
+
+    def _audit_refusal(
+        self, user: SignedInUser, unit: UnitLink, serial: str | None, data: dict[str, Any]
+    ) -> None:
+        self.trail.append(
+            user.actor,
+            "device.service_refused",
+            Subject("device", serial or unit.link[:128]),
+            {"unit": unit.label, "link": unit.link, **data},
+        )
+
     def _open_unit(self, unit: UnitLink) -> TherapyDevice:
         return open_device(
             **unit.open_arguments(), visa_backend=self.visa_backend, speed=self.device_speed
@@ -270,11 +298,13 @@ class ServiceServices:
             if opened is not None and not opened.closed:
                 identity = opened.worker.call(lambda d: d.identify(), CALL_TIMEOUT_S)
             else:
+                self._refuse_in_session(user, unit)
                 device = self._open_unit(unit)
                 try:
                     identity = device.identify()
                 finally:
                     device.close()
+                self._refuse_in_session(user, unit, identity.serial)
             ok = identity.modality.value == unit.modality
             message = (
                 f"{identity.model} serial {identity.serial}, firmware {identity.firmware}"
@@ -282,7 +312,9 @@ class ServiceServices:
                 else f"an {identity.modality.value.upper()} unit answered on this link, "
                 f"not an {unit.modality.upper()} unit: correct the settings"
             )
-        except (DeviceError, ValueError, OSError) as exc:
+        except UnitInTreatment as exc:
+            ok, message = False, f"{unit.label} at {unit.link} refused: {exc}"
+        except (DeviceError, ValueError, OSError, ServiceError) as exc:
             ok, message = False, str(exc) or type(exc).__name__
         elapsed = int((time.perf_counter() - started) * 1000)
         self.trail.append(
@@ -305,17 +337,28 @@ class ServiceServices:
         with self._lock:
             if unit.link in self._open:
                 raise ServiceError(f"{unit.label} is already connected on this console")
+        self._refuse_in_session(user, unit)  # before opening: that alone would cut its link
         worker = DeviceWorker(
             lambda: self._open_unit(unit),
             outbox or (lambda _message: None),
             name=f"service-{unit.modality}",
+            link=unit.link,
         )
         try:
             worker.start().result(OPEN_TIMEOUT_S)
             identity = worker.call(lambda d: d.identify(), CALL_TIMEOUT_S)
+        except UnitInTreatment as exc:
+            worker.shutdown()  # the driver sent nothing that keeps the unit armed
+            self._audit_refusal(user, unit, None, {"reason": str(exc)[:500]})
+            raise ServiceError(f"{unit.label} at {unit.link} refused: {exc}") from None
         except BaseException as exc:
             worker.shutdown()
             raise ServiceError(f"cannot connect to {unit.label} at {unit.link}: {exc}") from exc
+        try:
+            self._refuse_in_session(user, unit, identity.serial)
+        except ServiceError:
+            worker.shutdown()  # it only looked: closing leaves the unit as found
+            raise
         if identity.modality.value != unit.modality:
             worker.shutdown()
             raise ServiceError(

@@ -58,8 +58,11 @@ class DeviceWorker:
         *,
         alive_period_s: float = 0.2,
         name: str = "device-worker",
+        link: str | None = None,
     ) -> None:
         self._open_driver = open_driver
+        #: the unit's link (URL or VISA resource) ``open_driver`` opens, for the record
+        self.link = link
         self._outbox = outbox
         self._alive_period_s = alive_period_s
         self._commands: queue.Queue[object] = queue.Queue()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device_drivers.interface import (
     ApplicatorInfo,
@@ -21,6 +21,9 @@ from device_drivers.interface import (
     TherapyDevice,
 )
 from protocols import ProgrammeAssignment
+
+if TYPE_CHECKING:
+    from console.session.recovery import RecoveryOutcome
 
 
 class ScreeningVerdict(StrEnum):
@@ -148,3 +151,7 @@ class SessionGuards(Protocol):
 
     def reopen_unit(self, ctx: SessionContext) -> TherapyDevice:
         """Open the session's unit again, taking it over even mid-treatment (lost link)."""
+
+    def recover(self, ctx: SessionContext, cause: str) -> RecoveryOutcome:
+        """Record the session by recovery (SES-RECOVER-1) as its signed-in therapist, with
+        ``cause`` as what interrupted it (the record unavailable: SES-DB-1)."""

@@ -90,11 +90,13 @@ def recover_session(
     actor: Actor,
     *,
     speed: float = 1.0,
+    cause: str | None = None,
 ) -> RecoveryOutcome:
     """Make the unit safe, establish the session's count, record ``interrupted``.
 
     ``open_driver`` opens the session's unit with takeover (it may be mid-treatment);
-    ``speed`` is the simulator's speed factor (1 for a real unit), for the uptime check.
+    ``speed`` is the simulator's speed factor (1 for a real unit), for the uptime check;
+    ``cause`` what interrupted the session, when known (default: the console stopped).
     Raises RecoveryFailed.
     """
     if not needs_recovery(record):
@@ -139,10 +141,14 @@ def recover_session(
             elapsed_unit_s=elapsed * speed if elapsed is not None else None,
         )
     confirmed = verdict.count is not None
+    if cause is None:
+        cause = (
+            "the console stopped during the session"
+            if record.state in _UNFINISHED
+            else "recovery of a count left unconfirmed"
+        )
     interruption: dict[str, Any] = {
-        "cause": "the console stopped during the session"
-        if record.state in _UNFINISHED
-        else "recovery of a count left unconfirmed",
+        "cause": cause,
         "state_recorded": record.state,
         "unit_state_found": reading.found.value,
         "unit_action": reading.action,
@@ -186,7 +192,7 @@ def recover_session(
             "count_evidence": evidence,
             "segments": [*closed_list, verdict.count],
             "interruptions": [*thaw(record.interruptions), interruption],
-            "end_reason": "interrupted: the console stopped during the session"
+            "end_reason": f"interrupted: {cause}"
             if record.state in _UNFINISHED
             else record.end_reason or "interrupted",
             "applicator_shots_after": shots_after,

@@ -34,8 +34,9 @@ from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from audit.errors import StoreError
 from console.alarms import AlarmBoard, AlarmPriority
 from console.session.count import (
     ArmSnapshot,
@@ -90,9 +91,14 @@ from device_drivers.interface import (
     UnitState,
 )
 
+if TYPE_CHECKING:
+    from console.session.recovery import RecoveryOutcome
+
 T = TypeVar("T")
 
 WORKER_SILENCE_ALARM_NS = 1_000_000_000
+#: The HIGH alarm of a session whose record cannot be written (SES-DB-1).
+RECORD_UNAVAILABLE_ALARM = "session.record_unavailable"
 #: Status readings while a unit is connected (pushed by EPAT, polled on EMTT), wall seconds.
 STATUS_PERIOD_S = 0.05
 DEVICE_CALL_TIMEOUT_S = 10.0
@@ -273,6 +279,7 @@ class SessionWorkflow:
         #: can show the unit out of fault (and resolve the alarm).
         self._latched_ns = 0
         self.end_reason: str | None = None
+        self.record_failure: str | None = None  # why the record could not be written (SES-DB-1)
         self.faults: list[dict[str, Any]] = []
         self.titrations: list[dict[str, Any]] = []
         self.listeners: list[Callable[[SessionWorkflow], None]] = []
@@ -700,6 +707,8 @@ class SessionWorkflow:
                     "applicator_type": applicator.type or None,
                     "applicator_serial": applicator.serial or None,
                     "shots_before": shots_before,
+                    # SVC-SESS-1: service commands refuse this link before opening it
+                    "unit_link": worker.link,
                 },
             )
             self._recorder.update(
@@ -1175,17 +1184,68 @@ class SessionWorkflow:
 
     # ------------------------------------------------------------------ messages from the unit
     def handle(self, message: WorkerMessage) -> None:
-        """Process one message from the device worker (status, event, link loss, alive tick)."""
-        if isinstance(message, WorkerAlive):
+        """Process one message from the device worker (status, event, link loss, alive tick).
+
+        A record write that fails here (the database unavailable or locked) first makes the
+        unit safe (``record_failed``, SES-DB-1), then propagates: the caller records the
+        session once the store is back (``record_failure.record_when_store_is_back``).
+        """
+        if isinstance(message, WorkerAlive) or self.record_failure is not None:
+            return  # after a record failure the unit was let go: recovery records the end
+        try:
+            with self._lock:
+                if isinstance(message, DeviceStatus):
+                    self._on_status(message)
+                elif isinstance(message, DeviceEvent):
+                    self._on_event(message)
+                elif isinstance(message, LinkDown | WorkerStopped):
+                    reason = (
+                        message.reason if isinstance(message, LinkDown) else "device worker ended"
+                    )
+                    self._on_link_lost(reason)
+        except StoreError as exc:
+            self.record_failed(str(exc))
+            raise
+
+    # ------------------------------------------------------------------ the record unavailable
+    def record_failed(self, reason: str) -> None:
+        """SES-DB-1: a record write failed. Let go of the unit now — closing the driver stops
+        and disarms a unit it loaded or armed, and the unit keeps its count — and raise the
+        HIGH alarm; the session is recorded by recovery once the store is back. Idempotent."""
+        first = self.record_failure is None
+        self.record_failure = reason
+        self.close()
+        if not first:
             return
+        with contextlib.suppress(StoreError):  # the alarm's own audit cannot be written either
+            self._alarm(
+                RECORD_UNAVAILABLE_ALARM,
+                AlarmPriority.HIGH,
+                "The record cannot be written: the unit was stopped; the session will be "
+                "recorded when the database is back",
+            )
+        self._changed()
+
+    def recover_record(self, cause: str) -> RecoveryOutcome:
+        """Record this session by recovery (through the guards: as its signed-in therapist);
+        returns the ``RecoveryOutcome``. Raises ``RecoveryFailed`` or ``StoreError``."""
+        if self._guards is None:
+            from console.session.recovery import RecoveryFailed
+
+            raise RecoveryFailed("this console cannot recover sessions: use the patient's page")
+        return self._guards.recover(self.ctx, cause)
+
+    def follow_recovery(self, outcome: RecoveryOutcome) -> None:
+        """Recovery recorded the session ``interrupted`` (after the record failed): show it."""
         with self._lock:
-            if isinstance(message, DeviceStatus):
-                self._on_status(message)
-            elif isinstance(message, DeviceEvent):
-                self._on_event(message)
-            elif isinstance(message, LinkDown | WorkerStopped):
-                reason = message.reason if isinstance(message, LinkDown) else "device worker ended"
-                self._on_link_lost(reason)
+            self.state = SessionState.INTERRUPTED
+            self.count_status = outcome.count_status
+            if outcome.delivered_min is not None and outcome.delivered_max is not None:
+                self.delivered_bounds = (outcome.delivered_min, outcome.delivered_max)
+            if outcome.delivered is not None:
+                self.segment_delivered = outcome.delivered - sum(self.closed_segments)
+            self.end_reason = f"interrupted: the record was unavailable ({self.record_failure})"
+            self._changed()
 
     def _track(self, status: DeviceStatus) -> None:
         if status.uptime_s is not None:

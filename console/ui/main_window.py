@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.top.alarms.pause_audio_requested.connect(self._pause_audio)
         self.top.alarms.history_requested.connect(self._show_alarm_list)
         c.estop_finished.connect(self._on_estop_finished)
+        c.record_finished.connect(self._on_record_finished)
         c.busy_changed.connect(self._on_busy)
         self.top.estop.triggered.connect(self.emergency_stop)
         self.top.alarms.acknowledge_requested.connect(self._acknowledge)
@@ -511,6 +512,14 @@ class MainWindow(QMainWindow):
         self.alarm_list.show_history(self.backend.alarms.history())
         self.alarm_list.show()
         self.alarm_list.raise_()
+
+    def _on_record_finished(self, recorded: bool, message: str) -> None:
+        """SES-DB-1: the session whose record failed is recorded now (or still open)."""
+        self.statusBar().showMessage(message)
+        screen = self.current_screen()
+        if isinstance(screen, Screen):
+            heading = "Session recorded" if recorded else "SESSION NOT RECORDED"
+            screen.notice.show_lines(heading, [message], "ok" if recorded else "refuse")
 
     def _acknowledge(self, key: str) -> None:
         if self.user is None or self.locked:

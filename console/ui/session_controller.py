@@ -10,6 +10,10 @@
   emergency-stop thread; it never queues behind a running session call. (One long-lived thread,
   not one per press: the record store keeps a database connection per thread that writes.)
 - A 250 ms timer asks the workflow to check the worker's heartbeat and polls the alarm board.
+- A record write that fails (the database unavailable or locked, SES-DB-1): the unit is let
+  go of at once (stopped, its count kept on it), a HIGH alarm says so, and a thread of its own
+  (never the GUI thread) retries, bounded, until the session is recorded by recovery
+  (``record_finished``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from audit.errors import AuditError
+from audit.errors import AuditError, StoreError
 from console.alarms import Alarm, AlarmBoard
 from console.auth import AuthError
 from console.session.device_worker import DeviceWorker, Outbox, WorkerAlive, WorkerMessage
+from console.session.record_failure import RecordedLater, record_when_store_is_back
 from console.session.workflow import SessionWorkflow, TransitionRefused
 from console.ui.executor import SessionExecutor
 from console.ui.snapshot import SessionSnapshot, take_snapshot
@@ -99,6 +104,7 @@ class SessionController(QObject):
     audio_changed = Signal(object, object)  # AlarmPriority to sound or None, paused-until or None
     estop_finished = Signal(bool, str)  # confirmed by the unit?, message
     busy_changed = Signal(bool)
+    record_finished = Signal(bool, str)  # recorded after a record failure?, what was recorded
 
     def __init__(self, alarms: AlarmBoard, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -117,6 +123,8 @@ class SessionController(QObject):
         self.bridge.received.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self._last_alarms: list[Alarm] = []
         self._last_audio: tuple[object, object] = (None, None)
+        self._closing = threading.Event()  # ends a wait for the database (SES-DB-1)
+        self._recording: dict[str, threading.Thread] = {}  # session id → its record-later thread
         self._estop_requests: queue.SimpleQueue[
             tuple[SessionWorkflow | None, DeviceWorker | None] | None
         ] = queue.SimpleQueue()
@@ -207,7 +215,9 @@ class SessionController(QObject):
 
     def _report(self, title: str, exc: BaseException, workflow: SessionWorkflow) -> None:
         self.executor.submit(lambda: take_snapshot(workflow), self._on_snapshot, track=False)
-        if isinstance(exc, TransitionRefused):
+        if isinstance(exc, StoreError):  # the HIGH alarm says it; record_finished ends it
+            self._record_later(workflow, exc)
+        elif isinstance(exc, TransitionRefused):
             self.refused.emit(title, list(exc.reasons))
         elif isinstance(exc, DeviceError | TimeoutError):
             self.failed.emit(title, str(exc) or type(exc).__name__, device_error_advice(exc))
@@ -243,6 +253,27 @@ class SessionController(QObject):
         self.executor.submit(
             job, self._on_snapshot, lambda exc: self._report("Connect", exc, workflow)
         )
+
+    # ------------------------------------------------------------------ the record unavailable
+    def _record_later(self, workflow: SessionWorkflow, exc: StoreError) -> None:
+        """SES-DB-1: let go of the unit and record the session once the store is back, on a
+        thread of its own (the wait is long; never the GUI thread, nor the session thread that
+        shows the alarm and takes the emergency stop's record)."""
+        session_id = workflow.ctx.session_id
+        running = self._recording.get(session_id)
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            result: RecordedLater = record_when_store_is_back(
+                workflow, str(exc), stop=self._closing
+            )
+            self._snapshots.arrived.emit(take_snapshot(workflow))
+            self.record_finished.emit(result.recorded, result.message)
+
+        thread = threading.Thread(target=run, name="record-later", daemon=True)
+        self._recording[session_id] = thread
+        thread.start()
 
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> None:
@@ -351,6 +382,7 @@ class SessionController(QObject):
     def shutdown(self) -> None:
         """Close the session's worker (leaves the unit safe) and the session thread."""
         self._watchdog.stop()
+        self._closing.set()  # a wait for the database gives up: the session stays open
         self._estop_requests.put(None)  # after any press still queued
         workflow, self.workflow = self.workflow, None
         if workflow is not None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from device_drivers.emtt import constants as c
 from device_drivers.emtt.scpi import format_number
-from device_drivers.errors import ParameterRejected, ProtocolError
+from device_drivers.errors import ImpossibleEnvelope, ParameterRejected, ProtocolError
 from device_drivers.interface import (
     ApplicatorInfo,
     DeviceEnvelope,
@@ -190,7 +190,9 @@ def parse_envelope(reply: str) -> DeviceEnvelope:
     )
     for name, r in (("field", field), ("frequency", freq), ("pulses", pulses)):
         if not Decimal(0) <= r.minimum <= r.maximum:
-            raise ProtocolError(f"the unit reports an impossible {name} range {r}")
+            raise ImpossibleEnvelope(
+                f"the unit reports an impossible {name} range {r}: service the unit"
+            )
     return DeviceEnvelope(Modality.EMTT, frequency_hz=freq, pulses=pulses, field_mt=field)
 
 

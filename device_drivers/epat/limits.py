@@ -19,7 +19,7 @@ from device_drivers.epat.units import (
     dhz_to_hz,
     hz_to_dhz,
 )
-from device_drivers.errors import ProtocolError
+from device_drivers.errors import ImpossibleEnvelope, ProtocolError
 from device_drivers.interface import (
     DeviceEnvelope,
     DeviceIdentity,
@@ -47,7 +47,30 @@ def parse_hello(reply: Frame, url: str) -> HelloInfo:
             f"the unit at {url} speaks EPAT protocol {hello.protocol}; "
             f"this driver speaks protocol {PROTOCOL_VERSION}"
         )
+    check_envelope(hello, url)
     return hello
+
+
+def check_envelope(hello: HelloInfo, url: str) -> None:
+    """Refuse an envelope no unit can have (EPAT-OPEN-2): a minimum above its maximum, a
+    pressure or frequency range ending at 0, no pulses per load. Nothing could be checked
+    against such limits, so the unit is not used at all."""
+    problems = []
+    for name, low, high, unit in (
+        ("pressure", cbar_to_bar(hello.p_min_cbar), cbar_to_bar(hello.p_max_cbar), "bar"),
+        ("frequency", dhz_to_hz(hello.f_min_dhz), dhz_to_hz(hello.f_max_dhz), "Hz"),
+    ):
+        if low > high:
+            problems.append(f"{name} minimum {low} {unit} above its maximum {high} {unit}")
+        elif high <= 0:
+            problems.append(f"{name} maximum {high} {unit}")
+    if hello.max_pulses < 1:
+        problems.append(f"at most {hello.max_pulses} pulses per load")
+    if problems:
+        raise ImpossibleEnvelope(
+            f"the unit at {url} reports an impossible envelope ({'; '.join(problems)}): "
+            "service the unit"
+        )
 
 
 def identity_from_hello(hello: HelloInfo) -> DeviceIdentity:

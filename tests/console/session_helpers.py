@@ -7,6 +7,8 @@ tests' own, re-exported here for the session tests.
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -18,7 +20,7 @@ from console.session.ports import PlannedParameters
 from console.session.workflow import SessionWorkflow
 from tests.protocols.builders import CLEAN_ANSWERS
 
-__all__ = ["CLEAN_ANSWERS", "Pump", "connected_session"]
+__all__ = ["CLEAN_ANSWERS", "ExclusiveLock", "Pump", "connected_session"]
 
 
 #: knee-pt-epat at its fastest, shortest in-range setting: 1,500 pulses at 10 Hz.
@@ -87,3 +89,37 @@ def connected_session(
         workflow.revalidate(override_reason)
     workflow.confirm_parameters()
     return workflow
+
+
+class ExclusiveLock:
+    """Another process's writer holding the SQLite database (``BEGIN EXCLUSIVE``)."""
+
+    def __init__(self, db_url: str) -> None:
+        self.path = db_url.removeprefix("sqlite:///")
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ExclusiveLock:
+        code = (
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({self.path!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('ROLLBACK')\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "locked"
+        return self
+
+    def release(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("\n")
+            self.process.stdin.flush()
+            self.process.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

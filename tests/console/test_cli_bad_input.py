@@ -44,7 +44,7 @@ from tests.console.cli_helpers import (
     sessions_by_state,
 )
 from tests.console.conftest import PASSWORD, SESSION_DATE, SPEED
-from tests.console.session_helpers import CLEAN_ANSWERS, SHORT_DOSE_REASON
+from tests.console.session_helpers import CLEAN_ANSWERS, SHORT_DOSE_REASON, ExclusiveLock
 
 OPEN_STATES = {"screening", "planned", "connected", "armed", "delivering", "paused"}
 
@@ -144,7 +144,7 @@ def test_emtt_unit_with_a_nonsense_envelope_is_refused_in_one_line(
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
 
 
-@pytest.mark.req("CLI-ERR-1", "CLI-RUN-1")
+@pytest.mark.req("CLI-ERR-1", "CLI-RUN-1", "EPAT-OPEN-2")
 def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     env: dict[str, str],
     patient_id: str,
@@ -156,6 +156,7 @@ def test_unit_with_a_nonsense_envelope_is_refused_in_one_line_and_never_armed(
     code, _, error = session_run(env, patient_id, screening, ["--epat", url])
     assert code == EXIT_UNIT
     assert "reports values the console cannot use" in error and "minimum" in error
+    assert "impossible envelope" in error and "service the unit" in error  # refused on opening
     assert sessions_by_state(services.config.db_url) == {"aborted": 1}
     assert simulator.snapshot().delivered == 0 and simulator.snapshot().state == State.IDLE
 
@@ -336,40 +337,6 @@ def test_refused_session_runs_leave_no_session_open(
 
 
 # --------------------------------------------------------------------------- the database
-class ExclusiveLock:
-    """Another process's writer holding the SQLite database (``BEGIN EXCLUSIVE``)."""
-
-    def __init__(self, db_url: str) -> None:
-        self.path = db_url.removeprefix("sqlite:///")
-        self.process: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> ExclusiveLock:
-        code = (
-            "import sqlite3, sys\n"
-            f"c = sqlite3.connect({self.path!r}, isolation_level=None)\n"
-            "c.execute('BEGIN EXCLUSIVE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.readline()\n"
-            "c.execute('ROLLBACK')\n"
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "locked"
-        return self
-
-    def release(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.write("\n")
-            self.process.stdin.flush()
-            self.process.wait(10)
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 @pytest.mark.req("CLI-DB-1")
 @pytest.mark.slow
 def test_database_locked_at_start_is_one_line_and_creates_no_session(
@@ -384,7 +351,7 @@ def test_database_locked_at_start_is_one_line_and_creates_no_session(
     assert sessions_by_state(services.config.db_url) == {}
 
 
-@pytest.mark.req("CLI-DB-1")
+@pytest.mark.req("CLI-DB-1", "SES-DB-1")
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_database_locked_mid_delivery_stops_the_unit_and_records_the_end_when_released(

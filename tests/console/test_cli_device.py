@@ -6,7 +6,6 @@ so each test runs on a real SQLite installation with an admin, a service user an
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import sqlite3
@@ -14,11 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from console.cli import EXIT_AUTH, EXIT_UNIT_BUSY, EXIT_UNIT_LINK, EXIT_USAGE, main
+from console.devices import open_device
 from console.services import ConsoleConfig, ConsoleServices
 from device_drivers import simcontrol
 from device_drivers.emtt.server import EmttTcpServer
@@ -26,7 +27,7 @@ from device_drivers.emtt.simulator import EmttSimulator
 from device_drivers.epat.constants import State
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import REFERENCE_SERIAL, EpatSimulator
-from device_drivers.interface import UnitState
+from device_drivers.interface import DeviceParameters, UnitState
 from tests.console.cli_helpers import cli_environment, run_cli
 from tests.console.conftest import PASSWORD, light_hasher
 from tests.console.session_helpers import Pump, connected_session
@@ -339,23 +340,51 @@ def test_service_command_on_a_unit_in_an_open_session_is_refused(
     assert [(e.actor, e.data["session_id"]) for e in refused] == [("svc", workflow.ctx.session_id)]
 
 
-@pytest.mark.req("CLI-DEV-4")
-def test_service_command_on_an_armed_unit_is_refused_without_keeping_it_armed(
+@pytest.mark.req("CLI-DEV-4", "SVC-SESS-1")
+def test_service_command_against_the_link_of_a_connected_session_opens_nothing(
     services: ConsoleServices,
     therapist: object,
     patient_id: str,
     pump: Pump,
+    epat_sim: tuple[EpatSimulator, str],
     tmp_path: Path,
 ) -> None:
-    # Real time: the treating console's heartbeats keep the unit armed (a 500 ms watchdog)
-    # while the service command's process starts on a loaded machine.
+    """The defect: the command had to open the unit to learn its serial, and that opening
+    alone cut the connected session's link (a unit serves one host at a time)."""
+    simulator, url = epat_sim
+    workflow = connected_session(services, therapist, patient_id, pump)
+    connections = simulator.stats().connections
+    ran = run_cli(
+        cli_environment(services, tmp_path),
+        *("device", "info", "--user", "svc", "--epat", url, "--speed", "5"),
+        stdin=PASSWORD + "\n",
+    )
+    assert ran.code == EXIT_UNIT_BUSY and ran.out == ""
+    assert f"is in session {workflow.ctx.session_id} (connected)" in ran.error_line
+    assert simulator.stats().connections == connections  # nothing was opened
+    refused = [e for e in services.trail.events() if e.action == "device.service_refused"]
+    assert [(e.data["session_id"], e.data["matched"]) for e in refused] == [
+        (workflow.ctx.session_id, "link")
+    ]
+    # the treating console still holds its unit: it arms and answers on its own link
+    workflow.arm()
+    assert simulator.snapshot().state == State.ARMED
+
+
+@pytest.mark.req("CLI-DEV-4")
+def test_service_command_on_an_armed_unit_is_refused_without_keeping_it_armed(
+    services: ConsoleServices, tmp_path: Path
+) -> None:
+    # Another console (not in this record) armed the unit; real time: its heartbeats keep the
+    # unit armed (a 500 ms watchdog) while the service command's process starts on a loaded
+    # machine. This record knows nothing of the unit, so the command opens it and the unit
+    # itself says it is in treatment.
     simulator = EpatSimulator(speed=1.0, applicator="D20-S")
-    with EpatTcpServer(simulator).start() as server:
-        services.config = dataclasses.replace(
-            services.config, epat_url=server.url, device_speed=1.0
+    with EpatTcpServer(simulator).start() as server, open_device(epat_url=server.url) as other:
+        other.load_parameters(
+            DeviceParameters(frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50"))
         )
-        workflow = connected_session(services, therapist, patient_id, pump)
-        workflow.arm()
+        other.arm()
         ran = run_cli(
             cli_environment(services, tmp_path),
             *("device", "info", "--user", "svc", "--epat", server.url),

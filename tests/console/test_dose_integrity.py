@@ -8,26 +8,34 @@ Each test is named after the defect it proves fixed.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from audit.errors import StoreError
 from console.alarms import AlarmPriority
 from console.services import ConsoleServices
+from console.session.record_failure import RecordedLater, record_when_store_is_back
 from console.session.states import SessionState
-from console.session.workflow import SessionWorkflow, TransitionRefused
+from console.session.workflow import (
+    RECORD_UNAVAILABLE_ALARM,
+    SessionWorkflow,
+    TransitionRefused,
+)
 from device_drivers.emtt.simulator import EmttSimulator
 from device_drivers.epat.driver import EpatDriver
 from device_drivers.epat.simulator import EpatSimulator
 from device_drivers.errors import DeviceError
 from device_drivers.interface import DeviceParameters, UnitState
-from tests.console.conftest import SESSION_DATE, SPEED
+from tests.console.conftest import PASSWORD, SESSION_DATE, SPEED, light_hasher
 from tests.console.session_helpers import (
     CLEAN_ANSWERS,
     SHORT_EMTT_PLAN,
     SHORT_EPAT_PLAN,
+    ExclusiveLock,
     Pump,
     connected_session,
 )
@@ -555,3 +563,67 @@ def test_garbled_link_mid_delivery_is_a_lost_link_and_the_count_is_unconfirmed_u
     assert record.delivered_min <= fired <= record.delivered_max
     outcome = services.recover(therapist, workflow.ctx.session_id)
     assert outcome.count_status == "confirmed" and outcome.delivered == fired
+
+
+@pytest.mark.req("SES-DB-1")
+@pytest.mark.timeout(180)
+def test_database_locked_mid_delivery_lets_the_workflow_stop_the_unit_and_record_it_when_back(
+    services: ConsoleServices,
+    patient_id: str,
+    pump: Pump,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """The defect: a record write that failed propagated out of ``SessionWorkflow.handle()``
+    and left the session "delivering" with the unit still attached to the console."""
+    simulator, _ = epat_sim
+    # The same record, with a 1 s busy timeout instead of 30 s (a configuration parameter).
+    config = dataclasses.replace(services.config, create_schema=False, db_busy_timeout_s=1.0)
+    console = ConsoleServices.open(config, hasher=light_hasher())
+    try:
+        therapist = console.login("thera", PASSWORD)
+        workflow = _start(console, therapist, patient_id, pump, "epat")
+        pump.until(workflow, lambda: workflow.delivered > 0)
+        session_id = workflow.ctx.session_id
+        lock = ExclusiveLock(services.config.db_url).__enter__()
+        try:
+            with pytest.raises(StoreError, match="locked by another writer for 1 s"):
+                pump.until(workflow, lambda: False, timeout_s=60)  # delivery ends: not written
+            assert workflow.worker is None and workflow.record_failure is not None
+            assert not simulator.snapshot().host_attached  # the console let go of the unit
+            fired = _settled_total(simulator)
+            assert _sim_state(simulator) in ("IDLE", "COMPLETE", "FAULT")  # it cannot fire
+            [alarm] = [a for a in console.alarms.active() if a.key == RECORD_UNAVAILABLE_ALARM]
+            assert alarm.priority is AlarmPriority.HIGH
+            assert alarm.message == (
+                "The record cannot be written: the unit was stopped; the session will be "
+                "recorded when the database is back"
+            )
+            assert services.sessions.load(session_id).state == "delivering"
+            results: list[RecordedLater] = []
+            waiting = threading.Thread(
+                target=lambda: results.append(
+                    record_when_store_is_back(workflow, workflow.record_failure or "", retry_s=0.2)
+                )
+            )
+            waiting.start()
+            time.sleep(2.5)  # attempts fail while the lock is held
+            assert waiting.is_alive() and not results
+        finally:
+            lock.release()
+        waiting.join(60)
+        [result] = results
+        assert result.recorded, result.message
+        assert f"session {session_id} is recorded interrupted with the unit's count" in (
+            result.message
+        )
+        record = services.sessions.load(session_id)
+        assert record.state == "interrupted" and workflow.state is S.INTERRUPTED
+        assert record.count_status == "confirmed"
+        assert record.delivered == simulator.snapshot().delivered == fired > 0
+        assert record.end_reason is not None and "record could not be written" in (
+            record.end_reason
+        )
+        assert simulator.stats().pulses_fired_total == fired  # nothing fired since
+    finally:
+        pump.close()
+        console.close()

@@ -3,6 +3,7 @@ communication log."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import socket
 import threading
@@ -15,7 +16,7 @@ from device_drivers.commlog import CommLog, read_commlog
 from device_drivers.epat.codec import decode_frames
 from device_drivers.epat.constants import Command, Reply
 from device_drivers.epat.driver import EpatDriver
-from device_drivers.errors import LinkLost, LinkTimeout, ProtocolError
+from device_drivers.errors import ImpossibleEnvelope, LinkLost, LinkTimeout, ProtocolError
 from device_drivers.interface import DeviceIdentity, Modality
 from tests.device_drivers.epat.epat_helpers import UnitFactory
 
@@ -117,6 +118,36 @@ def test_a_unit_of_another_protocol_version_is_refused(make_unit: UnitFactory) -
     unit = make_unit(protocol=2)
     with pytest.raises(ProtocolError, match="speaks EPAT protocol 2"):
         unit.driver()
+
+
+@pytest.mark.req("EPAT-OPEN-2")
+@pytest.mark.parametrize(
+    ("nonsense", "words"),
+    [
+        (
+            {"p_min_cbar": 500, "p_max_cbar": 100},
+            "pressure minimum 5.00 bar above its maximum 1.00",
+        ),
+        ({"f_min_dhz": 200, "f_max_dhz": 10}, "frequency minimum 20.0 Hz above its maximum 1.0"),
+        ({"max_pulses": 0}, "at most 0 pulses per load"),
+        ({"p_min_cbar": 0, "p_max_cbar": 0}, "pressure maximum 0.00 bar"),
+    ],
+    ids=["pressure-min-above-max", "frequency-min-above-max", "zero-pulses", "zero-pressure"],
+)
+def test_unit_reporting_an_impossible_envelope_in_hello_is_refused_on_open(
+    make_unit: UnitFactory, nonsense: dict[str, int], words: str
+) -> None:
+    """The defect: the driver took any envelope the HELLO reported (min > max, 0 pulses)."""
+    unit = make_unit(speed=5.0)
+    model = unit.sim._model  # the unit's own word, as a faulty unit would report it
+    model.identity = dataclasses.replace(model.identity, **nonsense)
+    with pytest.raises(ImpossibleEnvelope) as refused:
+        unit.driver()
+    message = str(refused.value)
+    assert isinstance(refused.value, ProtocolError) and "\n" not in message
+    assert message.startswith(f"the unit at {unit.url} reports an impossible envelope (")
+    assert words in message and message.endswith(": service the unit")
+    assert unit.sim.snapshot().state.name == "IDLE" and unit.sim.stats().heartbeats_received == 0
 
 
 @pytest.mark.req("EPAT-LOG-1")

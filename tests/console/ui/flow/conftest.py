@@ -3,10 +3,11 @@
 This folder holds the tests that drive the real window over the real services (its fixtures
 override the simulators of tests/console/conftest.py for these tests only).
 
-The simulated units run 10 times faster here, not 20: the GUI adds a busy thread of its own, and
-at 20x the EPAT watchdog (500 ms simulated = 25 ms wall) trips on a loaded two-core CI machine.
-At 10x it allows 50 ms; the services still heartbeat for 20x (every 10 ms), which only adds
-margin.
+The simulated units run at the services' own speed factor (``SPEED``, 5x: the EPAT watchdog's
+500 ms simulated are 100 ms of wall time, the console heartbeats every 40 ms). They ran at 10x
+while the services heartbeat for 5x: a heartbeat every 40 ms against a 50 ms watchdog left
+10 ms of margin, and a GUI test (the lock during delivery) tripped it about once in eight runs
+(COMM_LOSS). The speed is imported, so the two cannot drift apart again.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from device_drivers.emtt.server import EmttTcpServer
 from device_drivers.emtt.simulator import EmttSimulator
 from device_drivers.epat.server import EpatTcpServer
 from device_drivers.epat.simulator import EpatSimulator
+from tests.console.conftest import SPEED
 
-#: Speed 5 like the other session tests: the unit watchdog then has 100 ms of wall time (at
-#: 10 it had 50 ms, and a GUI thread busy under a loaded 2-core machine tripped it: COMM_LOSS).
-GUI_SPEED = 5.0
+GUI_SPEED = SPEED
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -12,9 +13,12 @@ from PySide6.QtTest import QTest
 from console.alarms import AlarmPriority
 from console.services import ConsoleServices
 from console.session.states import SessionState
+from console.session.workflow import RECORD_UNAVAILABLE_ALARM
+from console.ui.adapters import ServicesBackend
 from console.ui.main_window import MainWindow
 from device_drivers.epat.constants import Fault, State
-from tests.console.conftest import PASSWORD
+from tests.console.conftest import PASSWORD, light_hasher
+from tests.console.session_helpers import ExclusiveLock
 from tests.console.ui import gui_flow as flow
 
 pytestmark = [pytest.mark.gui]
@@ -276,3 +280,62 @@ def test_emergency_stop_with_no_unit_says_exactly_that_not_emergency_stop_not_co
         assert (
             alarm is not None and alarm.message == "Emergency stop pressed: no unit was connected"
         )
+
+
+@pytest.mark.req("SES-DB-1")
+@pytest.mark.timeout(180)
+def test_database_locked_mid_delivery_stops_the_unit_alarms_and_records_the_session_when_back(
+    qtbot, services: ConsoleServices, patient_id: str, epat_sim
+) -> None:
+    """The defect: a record write that failed in the GUI's session left the session
+    "delivering" with the unit attached, and nothing recorded it when the database came back."""
+    simulator, _ = epat_sim
+    # The same record, with a 1 s busy timeout instead of 30 s (a configuration parameter).
+    config = dataclasses.replace(services.config, create_schema=False, db_busy_timeout_s=1.0)
+    console = ConsoleServices.open(config, hasher=light_hasher())
+    window = MainWindow(ServicesBackend(console))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        flow.login(window, "thera", PASSWORD)
+        flow.open_patient(window, "KNEE-0001")
+        flow.new_session(window, "knee-pt-epat")
+        flow.answer_screening(window)
+        flow.plan(window)
+        flow.connect(window)
+        flow.confirm_and_arm(window)
+        flow.start(window)
+        session_id = window.controller.workflow.ctx.session_id
+        flow.wait_until(lambda: window.controller.snapshot.delivered > 0, "the first pulses")
+        banner = window.top.alarms
+        with ExclusiveLock(services.config.db_url):  # until the end of delivery and beyond
+            flow.wait_until(
+                lambda: (
+                    banner.shown_alarm is not None
+                    and banner.shown_alarm.key == RECORD_UNAVAILABLE_ALARM
+                ),
+                "the record-unavailable alarm",
+                timeout_s=60,
+            )
+            assert "HIGH alarm" in banner.label.text()
+            assert "the unit was stopped" in banner.label.text()
+            assert not simulator.snapshot().host_attached  # the console let go of the unit
+            assert simulator.snapshot().state in (State.IDLE, State.COMPLETE, State.FAULT)
+            assert services.sessions.load(session_id).state == "delivering"
+            flow.wait_until(  # the retries run on a thread of their own
+                lambda: "record-later" in [t.name for t in threading.enumerate()],
+                "the record-later thread",
+            )
+            flow.pump_events(1.5)  # and the GUI thread stays free meanwhile
+        flow.wait_state(window, SessionState.INTERRUPTED, timeout_s=60)
+        flow.wait_until(
+            lambda: "recorded interrupted" in window.statusBar().currentMessage(),
+            "the 'recorded' message",
+        )
+        record = services.sessions.load(session_id)
+        assert record.state == "interrupted" and record.count_status == "confirmed"
+        assert record.delivered == simulator.snapshot().delivered > 0
+        assert window.controller.snapshot.delivered == record.delivered
+    finally:
+        window.shutdown()
+        console.close()

@@ -4,6 +4,7 @@ Esc, the communication log with its replay, and role separation."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from console.devices import open_device
 from console.services import ConsoleServices
 from console.ui.service.console import ServiceConsole
 from device_drivers.commlog import CommLog
-from device_drivers.epat.simulator import EpatSimulator
+from device_drivers.epat.server import EpatTcpServer
+from device_drivers.epat.simulator import REFERENCE_SERIAL, EpatSimulator
 from device_drivers.interface import DeviceParameters
 from tests.console.conftest import PASSWORD
 from tests.console.service.conftest import SPEED
+from tests.console.session_helpers import Pump, connected_session
 
 pytestmark = [pytest.mark.gui]
 WAIT_MS = 20_000
@@ -142,8 +145,6 @@ def test_a_session_log_is_read_and_replayed_from_the_screen(
     assert folder is not None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "se-00aa11bb22cc33dd-epat.jsonl"
-    from device_drivers.epat.server import EpatTcpServer
-
     with EpatTcpServer(EpatSimulator(speed=SPEED)).start() as server:
         log = CommLog(path)
         device = open_device(epat_url=server.url, speed=SPEED, commlog=log)
@@ -211,3 +212,73 @@ def test_service_console_emergency_stop_raises_an_alarm_where_it_raised_none(
     qtbot.waitUntil(lambda: services.alarms.active() == [], timeout=WAIT_MS)
     actions = [e.action for e in services.trail.events(after_seq=0, limit=10_000)]
     assert {"alarm.raised", "alarm.acknowledged", "alarm.resolved"} <= set(actions)
+
+
+@pytest.mark.req("SVC-SESS-1")
+def test_service_console_refuses_a_unit_in_an_open_session_without_opening_it(
+    qtbot: Any,
+    console: ServiceConsole,
+    services: ConsoleServices,
+    epat_sim: tuple[EpatSimulator, str],
+) -> None:
+    """The defect: the service console opened a unit a therapist's session was connected to,
+    which cut the session's link (a unit serves one host at a time)."""
+    simulator, url = epat_sim
+    therapist = services.login("thera", PASSWORD)
+    patient = services.create_patient(therapist, "KNEE-0001", date(1980, 5, 17))
+    services.assign_programme(therapist, patient.patient_id, "knee-load-sharing", date(2026, 10, 1))
+    pump = Pump()
+    try:
+        workflow = connected_session(services, therapist, patient.patient_id, pump)
+        session_id = workflow.ctx.session_id
+        connections = simulator.stats().connections
+        _add_unit(qtbot, console, "Room 1", "EPAT", "epat", url)
+        qtbot.mouseClick(console.rooms_page.check_button, LEFT)
+        qtbot.waitUntil(lambda: console.rooms_page.last_check is not None, timeout=WAIT_MS)
+        assert "NO CONNECTION" in console.rooms_page.check_result.text()
+        assert f"is in session {session_id} (connected)" in console.rooms_page.check_result.text()
+
+        console.select_unit("Room 1", "EPAT")
+        qtbot.mouseClick(console.connect_button, LEFT)
+        qtbot.waitUntil(lambda: bool(console.notice.lines), timeout=WAIT_MS)
+        [line] = console.notice.lines
+        assert line == (
+            f"unit {REFERENCE_SERIAL} is in session {session_id} (connected) — use the "
+            "treating console"
+        )
+        assert console.unit is None and console.connect_button.isEnabled()
+        assert simulator.stats().connections == connections  # nothing was opened
+        refused = [e for e in services.trail.events() if e.action == "device.service_refused"]
+        assert [(e.actor, e.data["session_id"], e.data["matched"]) for e in refused] == [
+            ("svc", session_id, "link"),
+            ("svc", session_id, "link"),
+        ]
+        workflow.arm()  # the treating console still holds its unit
+        assert simulator.snapshot().state.name == "ARMED"
+    finally:
+        pump.close()
+
+
+@pytest.mark.req("SVC-SESS-1")
+def test_service_console_shows_a_unit_in_another_consoles_treatment_as_one_line(
+    qtbot: Any, console: ServiceConsole, services: ConsoleServices
+) -> None:
+    """The defect: connecting to a unit another console armed was not told as a refusal."""
+    # Real time: the other console's heartbeats keep its unit armed (a 500 ms watchdog).
+    simulator = EpatSimulator(speed=1.0, applicator="D20-S")
+    with EpatTcpServer(simulator).start() as server, open_device(epat_url=server.url) as other:
+        other.load_parameters(
+            DeviceParameters(frequency_hz=Decimal("8.0"), pulses=100, pressure_bar=Decimal("2.50"))
+        )
+        other.arm()
+        _add_unit(qtbot, console, "Room 2", "EPAT", "epat", server.url)
+        console.select_unit("Room 2", "EPAT")
+        qtbot.mouseClick(console.connect_button, LEFT)
+        qtbot.waitUntil(lambda: bool(console.notice.lines), timeout=WAIT_MS)
+        [line] = console.notice.lines
+        assert line.startswith(f"Room 2 / EPAT (EPAT) at {server.url} refused: this unit is in")
+        assert "\n" not in line and "Traceback" not in line
+        assert console.unit is None and simulator.snapshot().delivered == 0
+    refused = [e for e in services.trail.events() if e.action == "device.service_refused"]
+    assert [e.actor for e in refused] == ["svc"]
+    assert "another console's treatment" in refused[0].data["reason"]
