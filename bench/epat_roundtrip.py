@@ -3,8 +3,10 @@
 Two identical simulated units run in separate processes (a real unit is a separate box, and the
 simulator must not share the host's GIL), on TCP loopback with TCP_NODELAY. In each round the raw
 client holds one unit and the driver the other (they swap every round, so neither side always
-talks to the same process), and the samples are interleaved one by one, rotating the order
-(raw, driver, driver's bare exchange): load changes on a shared machine hit all alike. The raw
+talks to the same process), and the samples are interleaved one by one, alternating which side
+goes first, so load changes on a shared machine hit both alike; then the same again for the
+driver's bare frame exchange (no decoding), for the breakdown. Both units are kept equally busy
+(a unit asked more often answers faster). The raw
 client writes the same frames (GET_STATUS, a new SEQ each time, so the unit executes every one)
 and reads the 36-byte reply; the driver does the same plus reply matching, decoding into a
 ``DeviceStatus`` and its bookkeeping, with its reader thread running. Prints the load average,
@@ -17,11 +19,13 @@ median and p99 round trips, the driver/raw ratios of the pooled medians and p99s
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import serial
@@ -40,39 +44,42 @@ WARM_UP = 100
 
 
 def one_round(raw_url: str, driver_url: str, count: int) -> tuple[list[float], ...]:
-    """(raw, driver status(), driver bare exchange) round trips, interleaved sample by sample."""
+    """(raw, driver status()) then (raw, driver bare exchange) round trips, each pair
+    interleaved sample by sample."""
     port = serial.serial_for_url(raw_url, timeout=1.0)
     port._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
     frames = [encode_frame(seq, Command.GET_STATUS) for seq in range(1, 256)]
-    samples: tuple[list[float], ...] = ([], [], [])
     clock = time.perf_counter
+    counter = itertools.count()
+
+    def raw_exchange() -> None:
+        frame = frames[next(counter) % 255]
+        port.write(frame)
+        reply = port.read(REPLY_LEN)
+        if len(reply) != REPLY_LEN or reply[2] != frame[2]:
+            raise RuntimeError(f"raw client got {reply.hex()} for {frame.hex()}")
+
+    def interleave(driver_step: Callable[[], object], n: int) -> tuple[list[float], list[float]]:
+        samples: tuple[list[float], list[float]] = ([], [])
+        steps = (raw_exchange, driver_step)
+        for i in range(n + WARM_UP):
+            for k in range(2):
+                which = (i + k) % 2
+                started = clock()
+                steps[which]()
+                elapsed = clock() - started
+                if i >= WARM_UP:
+                    samples[which].append(elapsed)
+        return samples
+
     try:
         with EpatDriver(driver_url) as driver:
             channel = driver._channel  # the same path minus the DeviceStatus decoding
-
-            def raw_exchange(i: int) -> None:
-                frame = frames[i % 255]
-                port.write(frame)
-                reply = port.read(REPLY_LEN)
-                if len(reply) != REPLY_LEN or reply[2] != frame[2]:
-                    raise RuntimeError(f"raw client got {reply.hex()} for {frame.hex()}")
-
-            steps = (
-                raw_exchange,
-                lambda i: driver.status(),
-                lambda i: channel.exchange(Command.GET_STATUS),
-            )
-            for i in range(count + WARM_UP):
-                for k in range(3):
-                    which = (i + k) % 3
-                    started = clock()
-                    steps[which](i)
-                    elapsed = clock() - started
-                    if i >= WARM_UP:
-                        samples[which].append(elapsed)
+            raw, status = interleave(driver.status, count)
+            _, bare = interleave(lambda: channel.exchange(Command.GET_STATUS), count // 4)
     finally:
         port.close()
-    return samples
+    return raw, status, bare
 
 
 def p99(values: list[float]) -> float:

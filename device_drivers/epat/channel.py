@@ -80,16 +80,16 @@ _COMPLETION = threading.Lock()
 class _Pending:
     """A command waiting for its reply: filled by whoever reads the link, or woken to read.
 
-    ``signal`` is a pre-acquired lock (the cheapest wake-up CPython has); ``woken`` says it is
-    released, so it is released at most once per sleep whoever completes or wakes the slot.
+    ``signal`` is a pre-acquired lock (the cheapest wake-up CPython has), made only when the
+    waiter first sleeps (a thread that reads its own reply never does); ``woken`` says a wake
+    is pending, so the lock is released at most once per sleep whoever completes or wakes.
     """
 
     __slots__ = ("cmd", "done", "error", "interrupted", "reply", "signal", "woken")
 
     def __init__(self, cmd: int) -> None:
         self.cmd = cmd
-        self.signal = threading.Lock()
-        self.signal.acquire()
+        self.signal: threading.Lock | None = None  # made by the first sleep (rarely needed)
         self.reply: Frame | None = None
         self.error: BaseException | None = None
         self.interrupted = False
@@ -103,21 +103,33 @@ class _Pending:
                 return False
             self.reply, self.error = reply, error
             self.done = True  # after the reply: a waiter that sees done reads the reply
-            if not self.woken:
-                self.woken = True
-                self.signal.release()
+            self._wake_locked()
         return True
 
     def wake(self) -> None:
         """Wake the waiter to try the read turn."""
         with _COMPLETION:
-            if not self.woken:
-                self.woken = True
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        if not self.woken:
+            self.woken = True
+            if self.signal is not None:
                 self.signal.release()
 
     def sleep(self, timeout: float) -> None:
         """Until completed or woken, at most ``timeout`` seconds."""
-        if self.signal.acquire(timeout=timeout):
+        with _COMPLETION:
+            if self.woken:  # woken before it slept: look again at once
+                self.woken = False
+                if self.signal is not None:
+                    self.signal.acquire(blocking=False)  # released by that wake: take it back
+                return
+            if self.signal is None:
+                self.signal = threading.Lock()
+                self.signal.acquire()
+            signal = self.signal
+        if signal.acquire(timeout=timeout):
             with _COMPLETION:
                 self.woken = False
 
@@ -307,8 +319,8 @@ class FrameChannel:
                 wait = deadline_perf - time.perf_counter()
                 if wait <= 0:
                     return
-                expiry = decoder.deadline()
-                if expiry is not None:  # a partial frame is held: expire it on time
+                if decoder.pending:  # a partial frame is held: expire it on time
+                    expiry = decoder.deadline() or 0.0
                     wait = min(wait, max(0.0, expiry - time.monotonic()) + _EXPIRY_SLACK_S)
                 data = link.read_some(4096, wait)
                 now = time.monotonic()
