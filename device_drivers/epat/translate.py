@@ -37,11 +37,13 @@ from device_drivers.epat.payloads import (
 from device_drivers.epat.units import cbar_to_bar, dc_to_celsius, dhz_to_hz
 from device_drivers.errors import DeviceRejected, ProtocolError
 from device_drivers.interface import (
+    STATUS_FIELDS,
     ApplicatorInfo,
     DeviceEvent,
     DeviceStatus,
     EventKind,
     UnitState,
+    status_from_values,
 )
 
 _UNIT_STATE = {
@@ -75,12 +77,30 @@ def unit_state(value: int) -> UnitState:
         ) from None
 
 
+#: Decoded fields by status block: polls between two changes (a second of uptime, a pulse)
+#: repeat the same 30 bytes, so they skip the unpacking and the conversions (values are
+#: immutable; bounded, cleared when full).
+_DECODED_STATUS: dict[bytes, tuple[object, ...]] = {}
+_DECODED_STATUS_MAX = 1024
+
+
 def device_status(payload: bytes, received_ns: int | None = None) -> DeviceStatus:
     """The status block of a GET_STATUS reply or STATUS frame, as the common reading.
 
     Unpacked straight from the payload (no intermediate :class:`StatusBlock`): this runs for
     every status poll and every streamed frame.
     """
+    decoded = _DECODED_STATUS.get(payload)
+    if decoded is None:
+        decoded = _decode_status(payload)
+        if len(_DECODED_STATUS) >= _DECODED_STATUS_MAX:
+            _DECODED_STATUS.clear()
+        _DECODED_STATUS[payload] = decoded
+    return status_from_values(decoded, time.monotonic_ns() if received_ns is None else received_ns)
+
+
+def _decode_status(payload: bytes) -> tuple[object, ...]:
+    """The DeviceStatus field values (``STATUS_FIELDS`` order, without ``received_ns``)."""
     if len(payload) != _STATUS_FORMAT.size:
         StatusBlock.unpack(payload)  # raises the ProtocolError that names the length
     (
@@ -97,23 +117,22 @@ def device_status(payload: bytes, received_ns: int | None = None) -> DeviceStatu
         crc_errors,
         uptime_s,
     ) = _STATUS_FORMAT.unpack(payload)
-    return DeviceStatus(
-        unit_state(state),
-        delivered,
-        target,
-        dc_to_celsius(handpiece_temp_dc),
-        fault_names(faults),
-        cbar_to_bar(pressure_set_cbar),
-        cbar_to_bar(pressure_meas_cbar),
-        None,  # field_measured_mt: an EMTT reading
-        dhz_to_hz(freq_set_dhz),
-        bool(applicator_present),
-        shots_used,
-        crc_errors,
-        uptime_s,
-        faults,
-        time.monotonic_ns() if received_ns is None else received_ns,
-    )
+    named = {
+        "state": unit_state(state),
+        "delivered": delivered,
+        "target": target,
+        "temperature_c": dc_to_celsius(handpiece_temp_dc),
+        "faults": fault_names(faults),
+        "pressure_set_bar": cbar_to_bar(pressure_set_cbar),
+        "pressure_measured_bar": cbar_to_bar(pressure_meas_cbar),
+        "frequency_set_hz": dhz_to_hz(freq_set_dhz),
+        "applicator_present": bool(applicator_present),
+        "shots_used": shots_used,
+        "crc_errors": crc_errors,
+        "uptime_s": uptime_s,
+        "fault_code": faults,
+    }
+    return tuple(named.get(name) for name in STATUS_FIELDS[:-1])  # None: EMTT-only fields
 
 
 def applicator_info(block: ApplicatorBlock) -> ApplicatorInfo:
