@@ -351,6 +351,8 @@ class FrameChannel:
             finally:
                 turn.release()
                 self._pass_turn(None)
+            if self._pending:  # an exchange was handed its reply or the turn: let it run first
+                time.sleep(0)  # (releases the GIL now, not after the reader's bookkeeping)
 
     def _reader_pause(self) -> float:
         """How long the reader thread leaves the link to the exchanges; 0 = read now."""
