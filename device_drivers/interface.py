@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
 from types import TracebackType
@@ -141,6 +141,32 @@ class DeviceStatus:
     uptime_s: int | None = None
     fault_code: int | None = None
     received_ns: int = field(default_factory=time.monotonic_ns)
+
+
+#: DeviceStatus's fields in order, and their slot setters (see :func:`status_from_values`).
+STATUS_FIELDS = tuple(f.name for f in fields(DeviceStatus))
+_STATUS_SETTERS = tuple(getattr(DeviceStatus, name).__set__ for name in STATUS_FIELDS)
+if hasattr(DeviceStatus, "__post_init__"):
+    raise ImportError("DeviceStatus gained a __post_init__: status_from_values would skip it")
+
+
+def status_from_values(values: tuple[object, ...], received_ns: int) -> DeviceStatus:
+    """A DeviceStatus from its field values in ``STATUS_FIELDS`` order except ``received_ns``.
+
+    Fills the frozen instance through its slot descriptors, which costs about half of the
+    generated ``__init__``: drivers build one for every status reading.
+    """
+    status = _new_status(DeviceStatus)
+    for setter, value in zip(_VALUE_SETTERS, values, strict=True):  # ValueError if short/long
+        setter(status, value)
+    _set_received_ns(status, received_ns)
+    return status
+
+
+_new_status = DeviceStatus.__new__
+_VALUE_SETTERS, _set_received_ns = _STATUS_SETTERS[:-1], _STATUS_SETTERS[-1]
+if STATUS_FIELDS[-1] != "received_ns":
+    raise ImportError("DeviceStatus.received_ns must stay its last field")
 
 
 class EventKind(StrEnum):

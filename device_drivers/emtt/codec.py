@@ -79,7 +79,7 @@ def _parts(reply: str, count: int, what: str) -> list[str]:
 
 # --- decoders -------------------------------------------------------------------------------
 # parse_status is the hot path of status polling (bench/emtt_query.py holds the driver within
-# 1.2x of a bare pyvisa query). States and fault names come from lookup tables, and the frozen
+# 1.1x of a bare pyvisa query). States and fault names come from lookup tables, and the frozen
 # DeviceStatus is filled through its slot descriptors, which costs half of the generated
 # __init__ (DeviceStatus has no __post_init__, so nothing is skipped). The field list is checked
 # here once, so a change to the interface fails at import instead of leaving a field unset.
@@ -126,22 +126,43 @@ if tuple(f.name for f in fields(DeviceStatus)) != _STATUS_FIELDS or hasattr(
 _new_status = DeviceStatus.__new__
 
 
+#: Decoded fields by answer: a unit that is not delivering repeats the same answer, so most
+#: polls skip the match and the conversions (values are immutable; bounded, cleared when full).
+_DECODED_STATUS: dict[str, tuple[UnitState, int, int, Decimal, tuple[str, ...], Decimal, int]] = {}
+_DECODED_STATUS_MAX = 1024
+
+
 def parse_status(reply: str) -> DeviceStatus:
     """``SESSion:STATe?`` → DeviceStatus (faults named from the latched fault code)."""
-    m = _STATUS.match(reply)
-    if m is None:
-        raise _garbled("SESS:STAT?", reply)
-    state, delivered, target, field, temperature, fault = m.groups()
-    code, faults = _FAULTS_BY_CODE[fault]
+    decoded = _DECODED_STATUS.get(reply)
+    if decoded is None:
+        m = _STATUS.match(reply)
+        if m is None:
+            raise _garbled("SESS:STAT?", reply)
+        state_name, delivered_s, target_s, field_s, temperature_s, fault = m.groups()
+        code, faults = _FAULTS_BY_CODE[fault]
+        decoded = (
+            _STATE_BY_NAME[state_name],
+            int(delivered_s),
+            int(target_s),
+            Decimal(temperature_s),
+            faults,
+            Decimal(field_s),
+            code,
+        )
+        if len(_DECODED_STATUS) >= _DECODED_STATUS_MAX:
+            _DECODED_STATUS.clear()
+        _DECODED_STATUS[reply] = decoded
+    state, delivered, target, temperature, faults, field, code = decoded
     status = _new_status(DeviceStatus)
-    _set_state(status, _STATE_BY_NAME[state])
-    _set_delivered(status, int(delivered))
-    _set_target(status, int(target))
-    _set_temperature(status, Decimal(temperature))
+    _set_state(status, state)
+    _set_delivered(status, delivered)
+    _set_target(status, target)
+    _set_temperature(status, temperature)
     _set_faults(status, faults)
     _set_pressure_set(status, None)
     _set_pressure_measured(status, None)
-    _set_field_measured(status, Decimal(field))
+    _set_field_measured(status, field)
     _set_frequency_set(status, None)
     _set_applicator_present(status, None)
     _set_shots_used(status, None)

@@ -1,8 +1,20 @@
-"""The host's frame channel: SEQ numbering, reply matching, safe retries, the reader thread.
+"""The host's frame channel: SEQ numbering, reply matching, safe retries, who reads the link.
 
-One reader thread reads the link and routes every frame by its CMD byte: a reply (ACK/NAK) goes
-to the command waiting for its SEQ; STATUS and EVENT frames go to ``on_unsolicited``; nothing
-else can be mistaken for a reply. A command is one *exchange*:
+Exactly one thread at a time reads the link: whoever holds the *read turn* (``_turn``). It
+routes every frame it decodes by its CMD byte, in wire order: a reply (ACK/NAK) goes to the
+command waiting for its SEQ (and the ``on_reply`` hook runs first), STATUS and EVENT frames go
+to ``on_unsolicited``; nothing else can be mistaken for a reply.
+
+Who reads: a thread waiting for a reply takes the turn itself when it is free and reads until
+its own reply is in — no thread hand-off on the common path. The reader thread takes the turn
+only while no exchange waits and none ended within the last ``_LINGER_S`` (so a burst of
+commands is never split by it), or at once when a partial frame must be expired (ICD: 20 ms).
+Whoever releases the turn passes it on: to another waiting exchange (woken on its slot), else
+the reader thread resumes. A waiter never blocks on the turn itself: it sleeps on its own slot,
+which the turn holder fills with its reply or wakes to pass the turn, so an emergency stop never
+waits for a blocked reader or caller.
+
+A command is one *exchange*:
 
 - only one ordinary exchange is in flight at a time (``_exchange_lock``), and on a timeout it is
   re-sent **at once with the same SEQ**, before any other frame, because the unit's retry cache
@@ -35,6 +47,13 @@ _log = logging.getLogger(__name__)
 
 _REPLY_CODES = (Reply.ACK, Reply.NAK)
 _UNSOLICITED_CODES = (Unsolicited.STATUS, Unsolicited.EVENT)
+#: The reader thread leaves the link to the exchanges until none has run for this long.
+_LINGER_S = 0.005
+#: Slack after a partial frame's 20 ms deadline before the holder of the turn expires it.
+_EXPIRY_SLACK_S = 0.001
+#: A waiter looks at the turn at least this often even if nobody passes it (defence in depth:
+#: the turn is always passed on release, see ``_pass_turn``).
+_TURN_CHECK_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,32 +78,60 @@ _COMPLETION = threading.Lock()
 
 
 class _Pending:
-    """A command waiting for its reply; the reader thread fills it and releases ``signal``.
+    """A command waiting for its reply: filled by whoever reads the link, or woken to read.
 
-    A pre-acquired lock is the cheapest wake-up CPython has (an Event is a Condition over a
-    lock); it is released exactly once, by whoever completes the slot first.
+    ``signal`` is a pre-acquired lock (the cheapest wake-up CPython has), made only when the
+    waiter first sleeps (a thread that reads its own reply never does); ``woken`` says a wake
+    is pending, so the lock is released at most once per sleep whoever completes or wakes.
     """
 
-    __slots__ = ("cmd", "done", "error", "interrupted", "reply", "signal")
+    __slots__ = ("cmd", "done", "error", "interrupted", "reply", "signal", "woken")
 
     def __init__(self, cmd: int) -> None:
         self.cmd = cmd
-        self.signal = threading.Lock()
-        self.signal.acquire()
+        self.signal: threading.Lock | None = None  # made by the first sleep (rarely needed)
         self.reply: Frame | None = None
         self.error: BaseException | None = None
         self.interrupted = False
         self.done = False
+        self.woken = False
 
     def complete(self, reply: Frame | None = None, error: BaseException | None = None) -> bool:
         """Fill the slot and wake its waiter; False if it was already complete."""
-        with _COMPLETION:  # the reader and close() may race to complete a slot
+        with _COMPLETION:  # readers and close() may race to complete a slot
             if self.done:
                 return False
-            self.done = True
-        self.reply, self.error = reply, error
-        self.signal.release()
+            self.reply, self.error = reply, error
+            self.done = True  # after the reply: a waiter that sees done reads the reply
+            self._wake_locked()
         return True
+
+    def wake(self) -> None:
+        """Wake the waiter to try the read turn."""
+        with _COMPLETION:
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        if not self.woken:
+            self.woken = True
+            if self.signal is not None:
+                self.signal.release()
+
+    def sleep(self, timeout: float) -> None:
+        """Until completed or woken, at most ``timeout`` seconds."""
+        with _COMPLETION:
+            if self.woken:  # woken before it slept: look again at once
+                self.woken = False
+                if self.signal is not None:
+                    self.signal.acquire(blocking=False)  # released by that wake: take it back
+                return
+            if self.signal is None:
+                self.signal = threading.Lock()
+                self.signal.acquire()
+            signal = self.signal
+        if signal.acquire(timeout=timeout):
+            with _COMPLETION:
+                self.woken = False
 
 
 ReplyHook = Callable[[int, Frame], None]
@@ -125,6 +172,9 @@ class FrameChannel:
         self._priority_lock = threading.Lock()
         self._gate = threading.Condition()
         self._priority_active = 0
+        self._turn = threading.Lock()  # held by the one thread that reads the link
+        self._reader_wake = threading.Event()
+        self._last_exchange_end = time.monotonic()
         self._lost: str | None = None
         self._stopping = False
         self.last_tx = time.monotonic()
@@ -189,7 +239,7 @@ class FrameChannel:
                     )
                 if attempt:
                     self._retries += 1
-                if slot.signal.acquire(timeout=self.reply_timeout_s):
+                if self._await_reply(slot, started + self.reply_timeout_s):
                     if slot.error is not None:
                         raise slot.error
                     self._rtts.append(time.perf_counter() - started)
@@ -204,6 +254,9 @@ class FrameChannel:
             self._pending.pop(seq, None)
             if self._current is slot:
                 self._current = None
+            self._last_exchange_end = time.monotonic()
+            if not slot.done:  # it may have been woken to read: pass that turn on
+                self._pass_turn(slot)
 
     def _write_attempt(self, slot: _Pending, data: bytes, *, retry: bool, priority: bool) -> bool:
         """Write one attempt; False if a retry may no longer be sent.
@@ -227,22 +280,96 @@ class FrameChannel:
         data = self._bare_frames[seq, cmd] = encode_frame(seq, cmd)
         return data
 
-    # --- the reader thread ---------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        decoder = self._decoder
+    def _await_reply(self, slot: _Pending, deadline_perf: float) -> bool:
+        """Wait for ``slot``'s reply until ``deadline_perf`` (``perf_counter``); True if it came
+        (or the link was lost: ``slot.error``). Reads the link itself whenever the turn is free.
+        """
+        turn = self._turn
+        while not slot.done:
+            if turn.acquire(blocking=False):
+                try:
+                    self._read_until(slot, deadline_perf)
+                finally:
+                    turn.release()
+                    self._pass_turn(slot)
+                return slot.done
+            # Another thread reads: it completes this slot, or wakes it to take the turn.
+            remaining = deadline_perf - time.perf_counter()
+            if remaining <= 0:
+                return slot.done
+            slot.sleep(min(remaining, _TURN_CHECK_S))
+        return True
+
+    def _pass_turn(self, released_by: _Pending | None) -> None:
+        """After releasing the turn: wake one exchange still waiting, else the reader if a
+        partial frame is held (its 20 ms rule needs someone reading)."""
+        for slot in list(self._pending.values()):
+            if slot is not released_by and not slot.done:
+                slot.wake()
+                return
+        if self._decoder.pending:
+            self._reader_wake.set()
+
+    # --- reading (by whoever holds the turn) ----------------------------------------------------
+    def _read_until(self, slot: _Pending, deadline_perf: float) -> None:
+        """Read and route frames until ``slot`` is complete or the deadline passes."""
+        link, decoder, route = self._link, self._decoder, self._route
         try:
-            while not self._stopping:
-                data = self._link.read_some(4096)
+            while not slot.done and not self._stopping:
+                wait = deadline_perf - time.perf_counter()
+                if wait <= 0:
+                    return
+                if decoder.pending:  # a partial frame is held: expire it on time
+                    expiry = decoder.deadline() or 0.0
+                    wait = min(wait, max(0.0, expiry - time.monotonic()) + _EXPIRY_SLACK_S)
+                data = link.read_some(4096, wait)
                 now = time.monotonic()
-                frames = decoder.feed_iter(data, now) if data else decoder.expire_iter(now)
-                for frame in frames:
-                    self._route(frame)
-        except LinkLost as exc:
-            if not self._stopping:
-                self._lose(str(exc))
-        except Exception as exc:  # never die silently: a dead reader is a lost link
-            _log.exception("EPAT reader thread failed")
-            self._lose(f"reader thread failed: {exc!r}")
+                for frame in decoder.feed(data, now) if data else decoder.expire(now):
+                    route(frame)
+        except Exception as exc:
+            self._reading_failed(exc)
+
+    def _read_loop(self) -> None:
+        """The reader thread: reads only while no exchange does (see the module docstring)."""
+        wake, turn = self._reader_wake, self._turn
+        link, decoder, route = self._link, self._decoder, self._route
+        while not self._stopping and self._lost is None:
+            wake.clear()
+            pause = self._reader_pause()
+            if pause > 0 or not turn.acquire(blocking=False):
+                wake.wait(pause or _LINGER_S)
+                continue
+            try:
+                if self._stopping:
+                    return
+                data = link.read_some(4096)
+                now = time.monotonic()
+                for frame in decoder.feed(data, now) if data else decoder.expire(now):
+                    route(frame)
+            except Exception as exc:
+                self._reading_failed(exc)
+            finally:
+                turn.release()
+                self._pass_turn(None)
+            if self._pending:  # an exchange was handed its reply or the turn: let it run first
+                time.sleep(0)  # (releases the GIL now, not after the reader's bookkeeping)
+
+    def _reader_pause(self) -> float:
+        """How long the reader thread leaves the link to the exchanges; 0 = read now."""
+        if self._decoder.pending:
+            return 0.0
+        if self._pending:
+            return _LINGER_S
+        idle = time.monotonic() - self._last_exchange_end
+        return _LINGER_S - idle if idle < _LINGER_S else 0.0
+
+    def _reading_failed(self, exc: Exception) -> None:
+        if self._stopping:
+            return  # close() closed the link under the reader
+        if not isinstance(exc, LinkLost):  # never die silently: a failed read is a lost link
+            _log.error("EPAT link reading failed", exc_info=exc)
+            exc = LinkLost(f"reading the link failed: {exc!r}")
+        self._lose(str(exc))
 
     def _route(self, frame: Frame) -> None:
         self._routed += 1
@@ -273,12 +400,14 @@ class FrameChannel:
         self._lost = reason
         for slot in list(self._pending.values()):
             slot.complete(error=LinkLost(reason))
+        self._reader_wake.set()
         self._on_link_lost(reason)
 
     # --- end ---------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the reader and close the link (idempotent)."""
         self._stopping = True
+        self._reader_wake.set()
         if self._reader is not threading.current_thread():
             self._reader.join(1.0)
         self._link.close()

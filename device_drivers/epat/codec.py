@@ -105,6 +105,18 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray, now: float | None = None) -> list[Frame]:
         """Add received bytes; ``now`` (seconds, any monotonic clock) enables the 20 ms rule."""
+        if not self._buf and len(data) >= 6 and data[0] == SOF:
+            # The usual chunk: exactly one valid frame and nothing held back, decoded in one
+            # step with the outcome of the general path (nothing held, nothing to expire).
+            length = data[1]
+            if (
+                LEN_MIN <= length <= LEN_MAX
+                and len(data) == length + 4
+                and crc16_ccitt_false(data[1 : length + 2])
+                == (data[length + 2] << 8) | data[length + 3]
+            ):
+                self._last_rx = now
+                return [Frame(data[2], data[3], bytes(data[4 : length + 2]))]
         return list(self.feed_iter(data, now))
 
     def feed_iter(self, data: bytes | bytearray, now: float | None = None) -> Iterator[Frame]:

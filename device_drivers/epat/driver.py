@@ -8,9 +8,10 @@ Open it on any pyserial URL (device path, pty path, ``socket://HOST:PORT``, ``lo
         unit.start()
         ...
 
-Threads: a reader (routes replies by SEQ and STATUS/EVENT frames by CMD, see
-:mod:`device_drivers.epat.channel`), a heartbeat thread and a dispatcher that calls listeners,
-so a slow listener never delays a reply. The unit's state is tracked on the reader thread in
+Threads: whoever waits for a reply reads the link itself, and a reader thread reads while no
+exchange does (one at a time; replies routed by SEQ and STATUS/EVENT frames by CMD, see
+:mod:`device_drivers.epat.channel`); a heartbeat thread; and a dispatcher that calls listeners,
+so a slow listener never delays a reply. The unit's state is tracked by the reading thread in
 wire order (EVENT frames precede the ACK that caused them).
 
 Supervision (EPAT-HOST-1/2, EPAT-HB-1/2, EPAT-CLOSE-1/2 in docs/requirements/epat.md): a unit
@@ -286,7 +287,7 @@ class EpatDriver(TherapyDevice):
 
     # --- monitoring ----------------------------------------------------------------------------
     def status(self) -> DeviceStatus:
-        return device_status(StatusBlock.unpack(self._ack(Command.GET_STATUS)))
+        return device_status(self._ack(Command.GET_STATUS))
 
     def heartbeat(self) -> UnitState:
         return unit_state(unpack_uint(self._ack(Command.HEARTBEAT), 1, "state"))
@@ -467,12 +468,12 @@ class EpatDriver(TherapyDevice):
             return fault
         return error
 
-    # --- reader-thread hooks -------------------------------------------------------------------
+    # --- hooks of the thread reading the link (wire order) ------------------------------------
     def _on_reply(self, cmd: int, frame: Frame) -> None:
         if frame.cmd != Reply.ACK:
             return
         if cmd == Command.ARM:
-            self._on_arm_acknowledged()  # on the reader thread, in wire order
+            self._on_arm_acknowledged()  # by the reading thread, in wire order
         elif cmd in _CLAIMING:
             self._claim(cmd)
         expected = _STATE_FIRST_REPLIES.get(cmd)
@@ -483,7 +484,7 @@ class EpatDriver(TherapyDevice):
         now = time.monotonic_ns()
         try:
             if frame.cmd == Unsolicited.STATUS:
-                status = device_status(StatusBlock.unpack(frame.payload), received_ns=now)
+                status = device_status(frame.payload, received_ns=now)
                 self._set_state(frame.payload[0])
                 self._messages.put(status)
             else:

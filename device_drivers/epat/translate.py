@@ -8,6 +8,7 @@ replies are decoded for the service console.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from device_drivers.epat.codec import Frame
@@ -36,11 +37,13 @@ from device_drivers.epat.payloads import (
 from device_drivers.epat.units import cbar_to_bar, dc_to_celsius, dhz_to_hz
 from device_drivers.errors import DeviceRejected, ProtocolError
 from device_drivers.interface import (
+    STATUS_FIELDS,
     ApplicatorInfo,
     DeviceEvent,
     DeviceStatus,
     EventKind,
     UnitState,
+    status_from_values,
 )
 
 _UNIT_STATE = {
@@ -60,33 +63,76 @@ _EVENT_KIND = {
 }
 
 
+#: By wire value (an int lookup: every status reading goes through here).
+_UNIT_STATE_OF_VALUE = {int(k): v for k, v in _UNIT_STATE.items()}
+_STATUS_FORMAT = StatusBlock.FORMAT
+
+
 def unit_state(value: int) -> UnitState:
     try:
-        return _UNIT_STATE[State(value)]
-    except ValueError:
+        return _UNIT_STATE_OF_VALUE[value]
+    except (KeyError, TypeError):
         raise ProtocolError(
             f"the unit reported state {value}, which protocol 1 does not define"
         ) from None
 
 
-def device_status(block: StatusBlock, received_ns: int | None = None) -> DeviceStatus:
-    extra = {} if received_ns is None else {"received_ns": received_ns}
-    return DeviceStatus(
-        state=unit_state(block.state),
-        delivered=block.delivered,
-        target=block.target,
-        temperature_c=dc_to_celsius(block.handpiece_temp_dc),
-        faults=fault_names(block.faults),
-        pressure_set_bar=cbar_to_bar(block.pressure_set_cbar),
-        pressure_measured_bar=cbar_to_bar(block.pressure_meas_cbar),
-        frequency_set_hz=dhz_to_hz(block.freq_set_dhz),
-        applicator_present=bool(block.applicator_present),
-        shots_used=block.shots_used,
-        crc_errors=block.crc_errors,
-        uptime_s=block.uptime_s,
-        fault_code=block.faults,
-        **extra,  # type: ignore[arg-type]
-    )
+#: Decoded fields by status block: polls between two changes (a second of uptime, a pulse)
+#: repeat the same 30 bytes, so they skip the unpacking and the conversions (values are
+#: immutable; bounded, cleared when full).
+_DECODED_STATUS: dict[bytes, tuple[object, ...]] = {}
+_DECODED_STATUS_MAX = 1024
+
+
+def device_status(payload: bytes, received_ns: int | None = None) -> DeviceStatus:
+    """The status block of a GET_STATUS reply or STATUS frame, as the common reading.
+
+    Unpacked straight from the payload (no intermediate :class:`StatusBlock`): this runs for
+    every status poll and every streamed frame.
+    """
+    decoded = _DECODED_STATUS.get(payload)
+    if decoded is None:
+        decoded = _decode_status(payload)
+        if len(_DECODED_STATUS) >= _DECODED_STATUS_MAX:
+            _DECODED_STATUS.clear()
+        _DECODED_STATUS[payload] = decoded
+    return status_from_values(decoded, time.monotonic_ns() if received_ns is None else received_ns)
+
+
+def _decode_status(payload: bytes) -> tuple[object, ...]:
+    """The DeviceStatus field values (``STATUS_FIELDS`` order, without ``received_ns``)."""
+    if len(payload) != _STATUS_FORMAT.size:
+        StatusBlock.unpack(payload)  # raises the ProtocolError that names the length
+    (
+        state,
+        faults,
+        delivered,
+        target,
+        pressure_set_cbar,
+        pressure_meas_cbar,
+        freq_set_dhz,
+        handpiece_temp_dc,
+        applicator_present,
+        shots_used,
+        crc_errors,
+        uptime_s,
+    ) = _STATUS_FORMAT.unpack(payload)
+    named = {
+        "state": unit_state(state),
+        "delivered": delivered,
+        "target": target,
+        "temperature_c": dc_to_celsius(handpiece_temp_dc),
+        "faults": fault_names(faults),
+        "pressure_set_bar": cbar_to_bar(pressure_set_cbar),
+        "pressure_measured_bar": cbar_to_bar(pressure_meas_cbar),
+        "frequency_set_hz": dhz_to_hz(freq_set_dhz),
+        "applicator_present": bool(applicator_present),
+        "shots_used": shots_used,
+        "crc_errors": crc_errors,
+        "uptime_s": uptime_s,
+        "fault_code": faults,
+    }
+    return tuple(named.get(name) for name in STATUS_FIELDS[:-1])  # None: EMTT-only fields
 
 
 def applicator_info(block: ApplicatorBlock) -> ApplicatorInfo:

@@ -7,6 +7,7 @@ multiple of its step, or does not fit its field, is refused here with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from device_drivers.errors import ParameterRejected
@@ -53,14 +54,27 @@ def hz_to_dhz(value: Decimal, field: str = "frequency") -> int:
     return _to_steps(value, HZ_STEP, field, "Hz", 0xFFFF)
 
 
-def cbar_to_bar(cbar: int) -> Decimal:
-    """Exact: ``250`` → ``Decimal("2.50")`` (a decimal shift, no arithmetic rounding)."""
-    return Decimal(cbar).scaleb(-2)
+#: Distinct wire values remembered per conversion (status readings repeat a handful of them).
+_CACHE_MAX = 4096
 
 
-def dhz_to_hz(dhz: int) -> Decimal:
-    return Decimal(dhz).scaleb(-1)
+def _exact_shift(exponent: int) -> Callable[[int], Decimal]:
+    """A wire-integer → Decimal conversion by a decimal shift (no arithmetic rounding),
+    remembering its results: Decimals are immutable, and every status reading converts."""
+    cache: dict[int, Decimal] = {}
+
+    def convert(raw: int) -> Decimal:
+        value = cache.get(raw)
+        if value is None:
+            value = Decimal(raw).scaleb(exponent)
+            if len(cache) < _CACHE_MAX:
+                cache[raw] = value
+        return value
+
+    return convert
 
 
-def dc_to_celsius(dc: int) -> Decimal:
-    return Decimal(dc).scaleb(-1)
+#: Exact: ``250`` → ``Decimal("2.50")``.
+cbar_to_bar = _exact_shift(-2)
+dhz_to_hz = _exact_shift(-1)
+dc_to_celsius = _exact_shift(-1)

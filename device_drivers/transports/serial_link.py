@@ -76,14 +76,15 @@ class SerialLink:
         except (serial.SerialException, OSError) as exc:
             raise LinkLost(f"link {self.url!r} lost while writing: {exc}") from exc
 
-    def read_some(self, max_bytes: int = 4096) -> bytes:
-        """Whatever has arrived, waiting up to the read timeout for the first byte.
+    def read_some(self, max_bytes: int = 4096, timeout_s: float | None = None) -> bytes:
+        """Whatever has arrived, waiting up to ``timeout_s`` (socket links; default and other
+        links: the read timeout) for the first byte.
 
         Returns ``b""`` on timeout; raises LinkLost when the other end is gone.
         """
         try:
             if self._socket is not None:
-                data = self._read_socket(max_bytes)
+                data = self._read_socket(max_bytes, timeout_s)
             else:
                 first = self._port.read(1)
                 if not first:
@@ -95,10 +96,12 @@ class SerialLink:
             self.commlog.record("rx", data)
         return data
 
-    def _read_socket(self, max_bytes: int) -> bytes:
+    def _read_socket(self, max_bytes: int, timeout_s: float | None) -> bytes:
         """One select and one recv: pyserial's socket read loops until its timeout expires."""
         assert self._socket is not None
-        readable, _, _ = select.select([self._socket], [], [], self._read_timeout_s)
+        if timeout_s is None:
+            timeout_s = self._read_timeout_s
+        readable, _, _ = select.select([self._socket], [], [], timeout_s)
         if not readable:
             return b""
         chunk = self._socket.recv(max_bytes)

@@ -52,6 +52,26 @@ def test_status_is_the_same_value_the_dataclass_would_build() -> None:
         status.delivered = 11  # type: ignore[misc]
 
 
+def test_a_repeated_status_answer_decodes_alike_each_time_with_its_own_timestamp() -> None:
+    """Decoded fields are remembered per answer (speed); each reading stays its own value."""
+    reply = "PAUSED,77,300,12.5,33.0,0"
+    first = codec.parse_status(reply)
+    time.sleep(0.001)
+    second = codec.parse_status(reply)
+    assert first is not second and second.received_ns > first.received_ns
+    assert dataclasses.replace(first, received_ns=0) == dataclasses.replace(second, received_ns=0)
+    assert (second.state, second.delivered, second.field_measured_mt) == (
+        UnitState.PAUSED,
+        77,
+        Decimal("12.5"),
+    )
+    for n in range(codec._DECODED_STATUS_MAX + 5):  # the memory stays bounded
+        codec.parse_status(f"DELIVERING,{n},99999,40.0,30.0,0")
+    assert len(codec._DECODED_STATUS) <= codec._DECODED_STATUS_MAX
+    again = codec.parse_status(reply)  # decoded afresh after the memory was cleared
+    assert again == dataclasses.replace(first, received_ns=again.received_ns)
+
+
 @pytest.mark.parametrize(
     "reply",
     [

@@ -287,3 +287,36 @@ def test_unrepresentable_pressure_is_rejected_not_rounded(value: object) -> None
         bar_to_cbar(value)  # type: ignore[arg-type]
     assert info.value.field == "pressure"
     assert isinstance(info.value, ValueError)
+
+
+def test_a_status_reading_is_the_value_the_dataclass_would_build_also_when_remembered() -> None:
+    """device_status fills DeviceStatus through its slots and remembers decoded blocks (speed);
+    each reading must be indistinguishable from the generated constructor's, with its own
+    timestamp, and a bad block is refused every time."""
+    from device_drivers.epat.translate import device_status
+    from device_drivers.interface import DeviceStatus, UnitState
+
+    payload = StatusBlock(3, 0b100, 10, 100, 250, 240, 80, 431, 1, 5, 2, 10).pack()
+    for received_ns in (7, 8):  # decoded, then remembered
+        status = device_status(payload, received_ns=received_ns)
+        built = DeviceStatus(
+            state=UnitState.DELIVERING,
+            delivered=10,
+            target=100,
+            temperature_c=Decimal("43.1"),
+            faults=("OVERTEMP",),
+            pressure_set_bar=Decimal("2.50"),
+            pressure_measured_bar=Decimal("2.40"),
+            frequency_set_hz=Decimal("8.0"),
+            applicator_present=True,
+            shots_used=5,
+            crc_errors=2,
+            uptime_s=10,
+            fault_code=0b100,
+            received_ns=received_ns,
+        )
+        assert status == built and hash(status) == hash(built) and repr(status) == repr(built)
+    for bad in (payload[:-1], bytes([9]) + payload[1:]):
+        for _ in range(2):
+            with pytest.raises(ProtocolError):
+                device_status(bad)

@@ -4,8 +4,11 @@ mid-delivery, routing under a STATUS stream, and close()."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -209,6 +212,107 @@ def test_a_command_overtaken_by_estop_is_not_retried(make_unit: UnitFactory) -> 
     arm_thread.join()
     assert errors and "emergency stop was sent meanwhile" in str(errors[0])
     assert [f.cmd for _, f in tx_frames(log)].count(Command.ARM) == 1
+
+
+@pytest.mark.req("EPAT-ESTOP-1", "EPAT-ROUTE-1")
+def test_estop_is_answered_while_another_thread_holds_the_link_waiting_for_a_lost_reply(
+    make_unit: UnitFactory,
+) -> None:
+    """The thread waiting for a lost reply reads the link itself; the ESTOP's reply, which it
+    meets, must reach the ESTOP caller at once, not when that wait times out."""
+    unit = make_unit(speed=1)
+    driver = unit.driver(reply_timeout_s=0.6, retries=0)
+    driver.load_parameters(epat())
+    driver.arm()
+    driver.start()
+    driver.status()  # back-to-back exchanges: the calling thread holds the read turn
+    unit.sim.drop_reply_to("GET_STATUS")  # the next status waits its whole 600 ms
+    errors: list[BaseException] = []
+    waiting = threading.Thread(target=lambda: _catch(errors, driver.status))
+    waiting.start()
+    time.sleep(0.03)
+    called = time.monotonic()
+    driver.emergency_stop()
+    answered_after = time.monotonic() - called
+    waiting.join()
+    assert answered_after < 0.2  # not after the other thread's 600 ms wait
+    assert errors and isinstance(errors[0], LinkTimeout)
+    assert unit.sim.snapshot().state is State.FAULT
+
+
+def _catch(errors: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception as exc:
+        errors.append(exc)
+
+
+class _InjectingProxy:
+    """A real TCP relay between a host and a unit that can put bytes in front of the unit's next
+    chunk: a partial frame the host must drop by the 20 ms rule (EPAT-FRAME-3)."""
+
+    def __init__(self, unit_port: int) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._unit_port = unit_port
+        self._inject = b""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def inject_before_next_reply(self, data: bytes) -> None:
+        with self._lock:
+            self._inject = data
+
+    def _serve(self) -> None:
+        host, _ = self._listener.accept()
+        unit = socket.create_connection(("127.0.0.1", self._unit_port))
+        for sock in (host, unit):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._pump, args=(host, unit, False), daemon=True).start()
+        self._pump(unit, host, True)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, to_host: bool) -> None:
+        with contextlib.suppress(OSError):
+            while not self._stop.is_set():
+                data = src.recv(4096)
+                if not data:
+                    break
+                if to_host:
+                    with self._lock:
+                        data, self._inject = self._inject + data, b""
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+@pytest.mark.req("EPAT-FRAME-3", "EPAT-ROUTE-1")
+def test_a_reply_behind_a_partial_frame_is_found_after_20_ms_by_the_thread_waiting_for_it(
+    make_unit: UnitFactory,
+) -> None:
+    """A stray SOF whose frame never completes holds the reply back; the thread reading its own
+    reply must drop it by the 20 ms rule and find the reply, not wait for its timeout."""
+    unit = make_unit(speed=SPEED)
+    proxy = _InjectingProxy(unit.server.port)
+    try:
+        driver = unit.driver(proxy.url, reply_timeout_s=0.15)
+        driver.heartbeat()
+        proxy.inject_before_next_reply(b"\xa5\x20")  # SOF, LEN 32: 36 bytes that never come
+        started = time.monotonic()
+        assert driver.heartbeat() is UnitState.IDLE
+        took = time.monotonic() - started
+        stats = driver.link_stats
+        assert stats.partial_frames == 1
+        assert (stats.retries, stats.timeouts) == (0, 0)  # found after ~20 ms, not re-asked
+        assert 0.02 <= took < 0.15
+        driver.close()
+    finally:
+        proxy.close()
 
 
 # --- heartbeats and the watchdog ------------------------------------------------------------------
