@@ -220,7 +220,12 @@ def test_a_device_fault_ends_delivery_in_faulted_with_a_latched_alarm(
     alarm = services.alarms.highest()
     assert alarm is not None and "OVERTEMP" in alarm.message
     services.alarms.acknowledge(alarm.key, "thera")
-    assert services.alarms.active() == []
+    # Acknowledged is not resolved (ALARM-ACK-1): the unit is still latched in FAULT, so the
+    # alarm stays shown (silenced) until the condition clears.
+    [still] = services.alarms.active()
+    assert still.key == alarm.key and still.acknowledged and still.persists
+    assert services.alarms.sounding() is None
+    assert epat_sim[0].snapshot().state.name == "FAULT"
     workflow.close()
     actions = [e.action for e in services.trail.events(limit=10_000)]
     assert "alarm.raised" in actions and "alarm.acknowledged" in actions
