@@ -99,10 +99,9 @@ class UnitReading:
 def make_safe(driver: TherapyDevice) -> tuple[UnitState, str]:
     """Leave the unit unable to fire: stop if delivering/paused, disarm if armed, ready or
     complete; a latched FAULT is left as it is. Returns (state found, action taken)."""
-    found = driver.status().state
+    found = state = driver.status().state
     action = "none"
     for _ in range(3):
-        state = driver.status().state
         try:
             if state in (UnitState.DELIVERING, UnitState.PAUSED):
                 driver.stop()
@@ -112,7 +111,7 @@ def make_safe(driver: TherapyDevice) -> tuple[UnitState, str]:
                 action = "disarm"
             return found, action
         except DeviceRejected:
-            continue  # the state moved under us (completed, faulted): look again
+            state = driver.status().state  # it moved under us (completed, faulted): look again
     return found, action
 
 
