@@ -561,8 +561,10 @@ class Campaign:
                 print(_one_line(result), file=sys.stderr, flush=True)
 
     # --- an in-process session -----------------------------------------------------------
-    def run_in_process(self, room: Room, faults: list[str], result: RunResult) -> None:
-        holder: dict[str, Any] = {}
+    @contextlib.contextmanager
+    def _supervised_unit(self, room: Room) -> Iterator[tuple[Unit, Supervision]]:
+        """A fresh unit on ``room``'s link, supervised from its first pulse (its link's loss
+        is noted at once); afterwards the unit, its pty follower and the proxy's links end."""
         supervision_ref: list[Supervision] = []
 
         def lost(why: str) -> None:
@@ -573,6 +575,28 @@ class Campaign:
         follower = PtyFollower(room.tty_link, unit.server) if room.tty_link is not None else None
         supervision = Supervision(unit, FREQUENCY_HZ[room.modality])
         supervision_ref.append(supervision)
+        try:
+            yield unit, supervision
+        finally:
+            if follower is not None:
+                follower.stop()
+            if room.proxy is not None:
+                room.proxy.drop_all()
+            unit.close()
+
+    def run_in_process(self, room: Room, faults: list[str], result: RunResult) -> None:
+        with self._supervised_unit(room) as (unit, supervision):
+            self._in_process(room, faults, unit, supervision, result)
+
+    def _in_process(
+        self,
+        room: Room,
+        faults: list[str],
+        unit: Unit,
+        supervision: Supervision,
+        result: RunResult,
+    ) -> None:
+        holder: dict[str, Any] = {}
         plan = self.plan(room.modality, result.pulses)
         patient = self.new_patient(room)
         deadline_s = SETUP_S + 2.0 * self.delivery_wall_s(room.modality, result.pulses)
@@ -605,11 +629,6 @@ class Campaign:
             self._recover_left_open(room, workflow.ctx.session_id, fired, result)
         else:
             result.note("no session was begun")
-        if follower is not None:
-            follower.stop()
-        if room.proxy is not None:
-            room.proxy.drop_all()
-        unit.close()
 
     def _recover_left_open(
         self, room: Room, session_id: str, truth: int, result: RunResult
@@ -789,24 +808,8 @@ class Campaign:
         return [flag, room.link, "--speed", str(self.speed), "--db", str(self.db_path)]
 
     def run_cli_scenario(self, room: Room, kind: str, result: RunResult) -> None:
-        supervision_ref: list[Supervision] = []
-
-        def lost(why: str) -> None:
-            if supervision_ref:
-                supervision_ref[0].lose(why)
-
-        unit = self.new_unit(room, lost)
-        follower = PtyFollower(room.tty_link, unit.server) if room.tty_link is not None else None
-        supervision = Supervision(unit, FREQUENCY_HZ[room.modality])
-        supervision_ref.append(supervision)
-        try:
+        with self._supervised_unit(room) as (unit, supervision):
             self._cli_scenario(room, kind, unit, supervision, result)
-        finally:
-            if follower is not None:
-                follower.stop()
-            if room.proxy is not None:
-                room.proxy.drop_all()
-            unit.close()
 
     def _cli_scenario(
         self, room: Room, kind: str, unit: Unit, supervision: Supervision, result: RunResult
